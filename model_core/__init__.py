@@ -1,0 +1,35 @@
+"""model_core: the Qt-free MOME package (network, checkpoints, studies, inference).
+
+Public API (fixed names, PRODUCT.md §4)::
+
+    from model_core import MomeConfig, Mome, load_official_state_dict
+
+Heavy submodules are imported lazily so that ``import model_core`` stays cheap and never touches Qt.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from model_core.config import MomeConfig
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Mome": "model_core.mome",
+    "load_official_state_dict": "model_core.checkpoint",
+    "load_beit3_pretrained": "model_core.checkpoint",
+    "save_native": "model_core.checkpoint",
+    "load_native": "model_core.checkpoint",
+    "Study": "model_core.study",
+    "Volume": "model_core.study",
+}
+
+__all__ = ["MomeConfig", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'model_core' has no attribute {name!r}")
