@@ -1,0 +1,76 @@
+"""Multiway (A/B/C) containers: one copy of a module per modality branch.
+
+A = DCE (incl. CLS), B = DWI, C = T2 (MOME_SPEC §4). The sequence is held as a list of three segments
+``[seg_A, seg_B, seg_C]``, each ``(B, L_w, D)`` or ``None`` when that modality is absent; a multiway
+module applies branch ``w`` to segment ``w``.
+
+Frozen copies that are equal (the normal case after BEiT-3 initialisation) are stored once: ``B`` and
+``C`` are then the very same module object as ``A`` ("tied"). ``state_dict()`` still lists the
+authors' ``.A.``/``.B.``/``.C.`` keys (sharing storage); ``parameters()`` yields each tensor once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+BRANCHES: tuple[str, str, str] = ("A", "B", "C")
+
+Segments = list[torch.Tensor | None]
+
+
+class Multiway(nn.Module):
+    """Three branch copies of one module; see the module docstring.
+
+    Args:
+        factory: builds one copy.
+        tied: store one copy shared by all branches.
+    """
+
+    def __init__(self, factory: Callable[[], nn.Module], tied: bool = False) -> None:
+        super().__init__()
+        self.A = factory()
+        if tied:
+            self.B = self.A
+            self.C = self.A
+        else:
+            self.B = factory()
+            self.C = factory()
+
+    def branch(self, index: int) -> nn.Module:
+        """The copy used by segment ``index`` (0 = A, 1 = B, 2 = C)."""
+        return getattr(self, BRANCHES[index])
+
+    @property
+    def is_tied(self) -> bool:
+        return self.A is self.B and self.A is self.C
+
+    def tie(self) -> None:
+        """Share branch A's copy with B and C (B and C values are discarded)."""
+        self.B = self.A
+        self.C = self.A
+
+    def untie(self) -> None:
+        """Give B and C their own (initially equal) copies."""
+        if self.B is self.A:
+            self.B = copy.deepcopy(self.A)
+        if self.C is self.A or self.C is self.B:
+            self.C = copy.deepcopy(self.A)
+
+    def forward(self, segments: Sequence[torch.Tensor | None]) -> Segments:  # type: ignore[override]
+        """Apply each branch to its segment.
+
+        Args:
+            segments: three tensors ``(B, L_w, D)`` or ``None``.
+        Returns:
+            three tensors ``(B, L_w, D_out)`` or ``None`` where the input was ``None``.
+        """
+        return [None if s is None else self.branch(i)(s) for i, s in enumerate(segments)]
+
+
+def multiway_modules(model: nn.Module) -> list[tuple[str, Multiway]]:
+    """All multiway containers of ``model`` with their qualified names."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, Multiway)]

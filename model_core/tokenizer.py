@@ -1,0 +1,64 @@
+"""3-D convolutional tokenizer ("stem") of one modality (MOME_SPEC §2).
+
+``(B, C, X, Y, Z) -> (B, N, D)`` with ``N = prod(ceil(n / 16))`` tokens, flattened row-major over
+``(X', Y', Z')`` with ``Z'`` fastest. Three convs (k3 s2 p1, no bias) each followed by InstanceNorm
+(affine-free, eps 1e-5) and ReLU, then MaxPool(k3 s2 p1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _instance_norm_relu(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """InstanceNorm3d (no affine, biased variance) followed by ReLU.
+
+    When no gradient is needed the normalisation runs in place to halve the peak memory of the large
+    early feature maps (the DCE conv1 output is 400 MB at paper size).
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return F.relu(F.instance_norm(x, eps=eps))
+    var, mean = torch.var_mean(x, dim=(2, 3, 4), keepdim=True, correction=0)
+    return x.sub_(mean).mul_(torch.rsqrt(var.add_(eps))).relu_()
+
+
+class Tokenizer(nn.Module):
+    """Conv stem of one modality. Submodule names reproduce the authors' ``stem.{0,3,6}`` keys.
+
+    Args:
+        in_chans: input channels (DCE 6, DWI/T2 1).
+        embed_dim: output width D.
+        widths: widths of the first two convs (64, 128 in the paper).
+        with_cls: own the CLS token (DCE only).
+        eps: InstanceNorm epsilon.
+    """
+
+    def __init__(
+        self, in_chans: int, embed_dim: int, widths: tuple[int, int] = (64, 128), with_cls: bool = False,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        if with_cls:
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        else:
+            self.register_parameter("cls_token", None)
+        w1, w2 = widths
+        self.stem = nn.Sequential(
+            nn.Conv3d(in_chans, w1, 3, 2, 1, bias=False),
+            nn.Identity(), nn.Identity(),  # IN + ReLU (stateless, applied functionally)
+            nn.Conv3d(w1, w2, 3, 2, 1, bias=False),
+            nn.Identity(), nn.Identity(),
+            nn.Conv3d(w2, embed_dim, 3, 2, 1, bias=False),
+            nn.Identity(), nn.Identity(),
+            nn.MaxPool3d(3, 2, 1),
+        )
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x ``(B, C, X, Y, Z)``. Returns patch tokens ``(B, N, D)`` (no CLS)."""
+        for idx in (0, 3, 6):
+            x = _instance_norm_relu(self.stem[idx](x), self.eps)
+        x = self.stem[9](x)
+        return x.flatten(2).transpose(1, 2)
