@@ -1,0 +1,241 @@
+"""Run SimpleITK reads in a long-lived, isolated child process.
+
+SimpleITK (ITK MetaIO / NrrdIO) can abort or segfault on malformed headers; in-process that would kill
+napari. :func:`read_with_sitk` sends one request to a child worker (``_sitk_worker.py``, started with
+``python -I``, its own session, an address-space limit) and waits with a timeout. The voxels come back as a
+float32 ``.npy`` in a private temporary folder, loaded with ``np.load(allow_pickle=False)`` and checked
+against the approved shape; geometry comes back as JSON. Nothing is unpickled. When the child dies or
+times out the caller gets a :class:`~model_core.errors.StudyReadError` and the next call starts a new
+child. One worker is shared by the process (guarded by a lock); :func:`shutdown_worker` ends it (also
+registered with ``atexit``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from model_core.errors import StudyReadError
+
+logger = logging.getLogger(__name__)
+
+_WORKER_SCRIPT = Path(__file__).with_name("_sitk_worker.py")
+_START_TIMEOUT_S = 120.0
+
+
+def _signal_name(returncode: int | None) -> str:
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+class _Worker:
+    """One child process; not thread-safe by itself (the module lock serialises use)."""
+
+    def __init__(self, mem_limit: int) -> None:
+        self.mem_limit = mem_limit
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="mome-sitk-"))
+        self.errlog: IO[bytes] = open(self.tmpdir / "stderr.log", "w+b")  # closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(_WORKER_SCRIPT), str(mem_limit)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errlog,
+            start_new_session=True,
+            close_fds=True,
+        )
+        self._buf = b""
+        self._next_id = 0
+        line = self._readline(_START_TIMEOUT_S)
+        if line is None or not json.loads(line).get("ready"):
+            self.close()
+            raise RuntimeError(
+                f"SimpleITK worker did not start ({_signal_name(self.proc.returncode)}): "
+                f"{self.stderr_tail()}"
+            )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr_tail(self, n: int = 300) -> str:
+        try:
+            self.errlog.flush()
+            size = self.errlog.seek(0, os.SEEK_END)
+            self.errlog.seek(max(0, size - n))
+            return self.errlog.read().decode("utf-8", "replace").strip().replace("\n", " | ")
+        except (OSError, ValueError):
+            return ""
+
+    def _readline(self, timeout: float) -> bytes | None:
+        """One line from the child; None on EOF. Raises TimeoutError."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                if not sel.select(left):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return None
+                self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def request(
+        self, path: Path, imageio: str, size: tuple[int, int, int], timeout: float
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        self._next_id += 1
+        out = self.tmpdir / f"{self._next_id}.npy"
+        req = {
+            "id": self._next_id,
+            "path": str(path),
+            "imageio": imageio,
+            "size": list(size),
+            "out": str(out),
+        }
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((json.dumps(req) + "\n").encode())
+            self.proc.stdin.flush()
+            line = self._readline(timeout)
+        except TimeoutError as exc:
+            self.close()
+            raise StudyReadError(path, f"SimpleITK reader timed out after {timeout:.0f} s") from exc
+        except (BrokenPipeError, OSError) as exc:
+            line = None
+            logger.debug("worker pipe error: %s", exc)
+        try:
+            if line is None:
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+                why = _signal_name(self.proc.returncode)
+                tail = self.stderr_tail()
+                self.close()
+                raise StudyReadError(
+                    path,
+                    f"SimpleITK reader process died ({why}) on this file; it is probably "
+                    f"malformed{': ' + tail if tail else ''}",
+                )
+            try:
+                reply = json.loads(line)
+            except ValueError as exc:
+                self.close()
+                raise StudyReadError(path, "SimpleITK reader sent an unreadable reply") from exc
+            if not reply.get("ok"):
+                raise StudyReadError(path, f"SimpleITK cannot read it: {str(reply.get('error'))[:400]}")
+            try:
+                arr = np.load(out, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                raise StudyReadError(
+                    path, f"cannot load the voxels from the reader process: {exc}"
+                ) from exc
+            return arr, reply
+        finally:
+            out.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
+                self.proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self.errlog.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+
+
+def worker_memory_limit(max_bytes: int) -> int:
+    """Address-space limit of the child: room for the file's own array, its float32 copy and the runtime."""
+    return 3 * int(max_bytes) + (2 << 30)
+
+
+def read_with_sitk(
+    path: str | os.PathLike[str], imageio: str, size: tuple[int, int, int], max_bytes: int, timeout: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read ``path`` with SimpleITK in the child worker.
+
+    Args:
+        path: image file (its header already checked by the caller).
+        imageio: SimpleITK ImageIO name, e.g. ``"NrrdImageIO"``.
+        size: approved ``(x, y, z)`` size; SimpleITK must see exactly this before reading voxels.
+        max_bytes: the volume cap (sets the child's memory limit).
+        timeout: seconds to wait for the reply.
+
+    Returns:
+        ``(array, geometry)``: float32 array ``(z, y, x)`` (SimpleITK order) and a dict with ``spacing``,
+        ``origin`` (``(x, y, z)``, LPS mm), ``direction`` (9 floats, row-major, LPS) and ``pixel``.
+    """
+    global _worker
+    p = Path(path)
+    with _lock:
+        limit = worker_memory_limit(max_bytes)
+        if _worker is not None and (not _worker.alive() or _worker.mem_limit != limit):
+            _worker.close()
+            _worker = None
+        if _worker is None:
+            try:
+                _worker = _Worker(limit)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise StudyReadError(p, f"cannot start the isolated SimpleITK reader: {exc}") from exc
+        worker = _worker
+        try:
+            arr, geom = worker.request(p, imageio, size, timeout)
+        finally:
+            if not worker.alive():
+                _worker = None
+    expected = (size[2], size[1], size[0])
+    if arr.dtype != np.float32 or arr.shape != expected:
+        raise StudyReadError(
+            p, f"reader process returned {arr.dtype} {arr.shape}, expected float32 {expected}"
+        )
+    return arr, geom
+
+
+def shutdown_worker() -> None:
+    """Stop the shared child worker, if any."""
+    global _worker
+    with _lock:
+        if _worker is not None:
+            _worker.close()
+            _worker = None
+
+
+atexit.register(shutdown_worker)

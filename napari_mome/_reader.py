@@ -1,0 +1,170 @@
+"""npe2 reader: NIfTI / NRRD / MetaImage files, DICOM series and study folders -> napari image layers.
+
+Contract (npe2 ``reader`` command ``napari_get_reader(path)``): ``path`` is a ``str`` or a list of them.
+The hook returns ``None`` quickly (no voxel read; a few file-name checks and at most ~20 132-byte magic
+probes) for anything it cannot read, and never raises. Otherwise it returns a callable that reads and
+returns ``[(data, kwargs, "image"), ...]``; on a bad file that callable raises
+:class:`~model_core.errors.StudyReadError` (a ``ValueError``), which napari shows as a notification.
+This module imports neither napari nor Qt.
+
+Layers
+------
+* A study folder (``study.json``, DICOM series or named image files) gives one layer per volume, in the
+  order DCE phases (``DCE_t0`` = pre-contrast, ``DCE_t1``...; ``DCE_sub1``... for ready subtraction
+  images), DWI (``DWI_b0``, ``DWI_b800``...), ``T2``, ``T1``. DCE phases are separate layers (not one 4-D
+  layer) because DWI/T2 live on other grids and each phase is a model input of its own. Only one layer
+  is visible at first: the first post-contrast DCE phase if there is one, else the first layer.
+* A single file gives one layer named after the file (a 4-D file: one 4-D layer, channel axis first).
+  A single ``.dcm`` file gives the layers of its series (read from the files of its folder).
+
+Axes and world space (all layers share one world frame)
+-------------------------------------------------------
+``Volume.data`` is RAS+ ``(i, j, k)``; the layer data is the view ``data.transpose(2, 1, 0)`` = ``(k, j, i)``
+(4-D: ``(C, k, j, i)``) and the world axes are ``(S, P, L)`` mm (LPS reversed, as SimpleITK-based readers
+use), see :func:`model_core.io.orient.napari_affine`. The default 2-D view is then axial in radiological
+convention. When that mapping is axis-aligned the layer gets ``scale`` + ``translate`` (exact); an oblique
+volume gets the full ``affine``.
+
+``metadata``: ``role`` ("dce", "dwi", "t2", "t1" or None), ``affine`` (4x4 RAS, voxel (i, j, k) -> mm),
+``napari_affine``, ``source``, ``spacing``, ``reorientation``, ``phase`` / ``b_value`` where relevant,
+``dce_is_subtraction``, ``study_id``, ``decisions`` (the reader's role report as dicts), ``clinical``, and
+``volume_meta`` (the reader's full ``Volume.meta``). :func:`volume_from_layer` rebuilds the ``Volume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_core.io.sniff import sniff
+
+logger = logging.getLogger(__name__)
+
+LayerData = tuple[np.ndarray, dict[str, Any], str]
+ReaderFunction = Callable[[Any], list[LayerData]]
+
+
+def napari_get_reader(path: str | Sequence[str]) -> ReaderFunction | None:
+    """Return a reader callable for ``path`` (str or list of str), or ``None``. Never raises."""
+    try:
+        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+        if not paths or not all(isinstance(p, (str, os.PathLike)) for p in paths):
+            return None
+        if any(sniff(p) is None for p in paths):
+            return None
+    except (OSError, ValueError, TypeError):
+        return None
+    return read_layers
+
+
+def read_layers(path: str | Sequence[str]) -> list[LayerData]:
+    """Read ``path`` (or each of a list) into napari layer tuples. Raises ``StudyReadError`` on bad input."""
+    from model_core.errors import StudyReadError
+    from model_core.io import read_study, read_volume
+    from model_core.io.dicom import read_series_of_file
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers: list[LayerData] = []
+    for p in paths:
+        kind = sniff(p)
+        if kind in ("folder", "manifest"):
+            layers += study_layers(read_study(p))
+        elif kind == "dicom":
+            vols = read_series_of_file(p)
+            for i, vol in enumerate(vols):
+                name = _series_name(vol) + (f"_{i}" if len(vols) > 1 else "")
+                layers.append(volume_layer(vol, name, role=None))
+        elif kind in ("nifti", "itk"):
+            layers.append(volume_layer(read_volume(p), _file_stem(p), role=None))
+        else:
+            raise StudyReadError(p, "not a readable image file or study folder")
+    return layers
+
+
+def _file_stem(path: str | os.PathLike[str]) -> str:
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _series_name(vol: Any) -> str:
+    desc = str(vol.meta.get("series_description") or "").strip()
+    number = vol.meta.get("series_number")
+    return desc or f"series_{number}"
+
+
+def volume_layer(vol: Any, name: str, role: str | None, **extra: Any) -> LayerData:
+    """One napari layer tuple for a :class:`~model_core.study.Volume` (see the module docstring)."""
+    from model_core.io.orient import is_axis_aligned, napari_affine
+
+    naff = napari_affine(vol.affine)
+    if vol.data.ndim == 3:
+        data = vol.data.transpose(2, 1, 0)
+    else:
+        data = vol.data.transpose(0, 3, 2, 1)
+    kwargs: dict[str, Any] = {"name": name, "colormap": "gray"}
+    lead = [1.0] if vol.data.ndim == 4 else []
+    if is_axis_aligned(naff):
+        kwargs["scale"] = tuple(lead + np.diag(naff)[:3].tolist())
+        kwargs["translate"] = tuple([0.0] * len(lead) + naff[:3, 3].tolist())
+    elif vol.data.ndim == 3:
+        kwargs["affine"] = naff
+    else:
+        big = np.eye(5)
+        big[1:, 1:] = naff
+        kwargs["affine"] = big
+    kwargs["metadata"] = {
+        "role": role,
+        "affine": np.array(vol.affine),
+        "napari_affine": naff,
+        "source": vol.source,
+        "spacing": vol.spacing,
+        "reorientation": vol.meta.get("reorientation"),
+        "volume_meta": dict(vol.meta),
+        **extra,
+    }
+    return data, kwargs, "image"
+
+
+def volume_from_layer(data: np.ndarray, metadata: dict[str, Any]) -> Any:
+    """Rebuild the RAS ``Volume`` from a layer made here (undoes the ``(k, j, i)`` view)."""
+    from model_core.study import Volume
+
+    arr = np.asarray(data)
+    arr = arr.transpose(2, 1, 0) if arr.ndim == 3 else arr.transpose(0, 3, 2, 1)
+    return Volume(data=arr, affine=np.asarray(metadata["affine"]), source=str(metadata.get("source", "")),
+                  meta=dict(metadata.get("volume_meta") or {}))
+
+
+def study_layers(study: Any) -> list[LayerData]:
+    """Layer tuples for every volume of a :class:`~model_core.study.Study`, in model order."""
+    common = {
+        "study_id": study.study_id,
+        "dce_is_subtraction": study.dce_is_subtraction,
+        "decisions": [dataclasses.asdict(d) for d in study.decisions],
+        "clinical": dataclasses.asdict(study.clinical),
+    }
+    layers: list[LayerData] = []
+    visible_index = 0
+    for i, vol in enumerate(study.dce or []):
+        name = f"DCE_sub{i + 1}" if study.dce_is_subtraction else f"DCE_t{i}"
+        layers.append(volume_layer(vol, name, "dce", phase=i, n_phases=len(study.dce), **common))
+        if i == 1 and not study.dce_is_subtraction:
+            visible_index = len(layers) - 1
+    for b, vol in sorted(study.dwi.items()):
+        layers.append(volume_layer(vol, f"DWI_b{b:g}", "dwi", b_value=float(b), **common))
+    if study.t2 is not None:
+        layers.append(volume_layer(study.t2, "T2", "t2", **common))
+    if study.t1 is not None:
+        layers.append(volume_layer(study.t1, "T1", "t1", **common))
+    for i, (_, kwargs, _) in enumerate(layers):
+        kwargs["visible"] = i == visible_index
+    return layers
