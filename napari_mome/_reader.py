@@ -140,8 +140,12 @@ def volume_from_layer(data: np.ndarray, metadata: dict[str, Any]) -> Any:
 
     arr = np.asarray(data)
     arr = arr.transpose(2, 1, 0) if arr.ndim == 3 else arr.transpose(0, 3, 2, 1)
-    return Volume(data=arr, affine=np.asarray(metadata["affine"]), source=str(metadata.get("source", "")),
-                  meta=dict(metadata.get("volume_meta") or {}))
+    return Volume(
+        data=arr,
+        affine=np.asarray(metadata["affine"]),
+        source=str(metadata.get("source", "")),
+        meta=dict(metadata.get("volume_meta") or {}),
+    )
 
 
 def study_layers(study: Any) -> list[LayerData]:

@@ -36,11 +36,11 @@ DWI_TEXT = re.compile(r"dwi|diff|\bdw\b|ep2d|resolve|\btrace\b|(?<![a-z])b\s*[=_
 B_IN_TEXT = re.compile(r"(?<![a-z])b\s*[=_-]?\s*(\d{1,4})\b")
 SUB_TEXT = re.compile(r"\bsub|subtract")
 DCE_TEXT = re.compile(
-    r"dyn|dce|vibrant|thrive|twist|dynamic|\bph(ase)?\s*\d|\bpre\b|\bpost\b|\+\s*c\b|\bc\+|"
+    r"dyn|dce|vibrant|thrive|twist|dynamic|\bph(ase)?\s*\d|\bpre(?![a-z])|\bpost(?![a-z])|\+\s*c\b|\bc\+|"
     r"\bgad|contrast|perfusion"
 )
-POST_TEXT = re.compile(r"\bpost\b|\+\s*c\b|\bc\+|\bgad|with contrast|\bph(ase)?\s*[1-9]")
-PRE_TEXT = re.compile(r"\bpre\b|precontrast|non.?contrast|without contrast|\bph(ase)?\s*0\b")
+POST_TEXT = re.compile(r"\bpost(?![a-z])|\+\s*c\b|\bc\+|\bgad|with contrast|\bph(ase)?\s*[1-9]")
+PRE_TEXT = re.compile(r"\bpre(?![a-z])|precontrast|non.?contrast|without contrast|\bph(ase)?\s*0\b")
 T2_TEXT = re.compile(r"t2|stir|tirm|haste|ssfse")
 T1_TEXT = re.compile(r"t1|flash|vibe|spgr|\bgre\b|fl3d")
 _TEMPORAL_KEYS = ("temporal_position", "trigger_time", "acquisition_time", "acquisition_number")

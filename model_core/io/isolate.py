@@ -123,7 +123,7 @@ class _Worker:
             self.proc.stdin.flush()
             line = self._readline(timeout)
         except TimeoutError as exc:
-            self.close()
+            self.close(force=True)
             raise StudyReadError(path, f"SimpleITK reader timed out after {timeout:.0f} s") from exc
         except (BrokenPipeError, OSError) as exc:
             line = None
@@ -159,7 +159,10 @@ class _Worker:
         finally:
             out.unlink(missing_ok=True)
 
-    def close(self) -> None:
+    def close(self, force: bool = False) -> None:
+        if self.proc.poll() is None and force:
+            self.proc.kill()
+            self.proc.wait()
         if self.proc.poll() is None:
             try:
                 if self.proc.stdin is not None:

@@ -107,8 +107,11 @@ def inspect_nifti(
     with reading(p, "invalid orientation in header", _NIB_ERRORS):
         affine, info = _choose_affine(p, img)
     affine = check_affine(p, affine, limits)
+    offset = int(img.dataobj.offset)
+    min_offset = int(img.header.sizeof_hdr) + 4
+    if offset < min_offset:
+        raise StudyReadError(p, f"vox_offset {offset} lies inside the header (needs >= {min_offset})")
     if not str(p).lower().endswith(".gz"):
-        offset = int(img.dataobj.offset)
         need = offset + math.prod(raw_shape) * dtype.itemsize
         size = p.stat().st_size
         if need > size:

@@ -43,10 +43,20 @@ def uid(*parts: object) -> str:
     return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
-def write_slice(path: Path, pixels: np.ndarray, *, series_uid: str, ipp: Sequence[float], iop: Sequence[float],
-                pixel_spacing: Sequence[float], description: str = "", series_number: int = 1,
-                instance: int = 1, extra: dict[str, Any] | None = None,
-                private: Sequence[tuple[int, int, str, Any]] = ()) -> Path:
+def write_slice(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    series_uid: str,
+    ipp: Sequence[float],
+    iop: Sequence[float],
+    pixel_spacing: Sequence[float],
+    description: str = "",
+    series_number: int = 1,
+    instance: int = 1,
+    extra: dict[str, Any] | None = None,
+    private: Sequence[tuple[int, int, str, Any]] = (),
+) -> Path:
     """One MR slice; ``pixels`` is ``(rows, cols)`` int16."""
     sop = uid(series_uid, instance, path.name)
     meta = FileMetaDataset()
@@ -83,12 +93,23 @@ def write_slice(path: Path, pixels: np.ndarray, *, series_uid: str, ipp: Sequenc
     return path
 
 
-def write_series(folder: Path, volume: np.ndarray, *, description: str, series_number: int,
-                 spacing: tuple[float, float, float] = (1.0, 1.2, 3.0), origin: Sequence[float] = (10.0, -20.0, 5.0),
-                 iop: Sequence[float] = (1, 0, 0, 0, 1, 0), series_uid: str | None = None,
-                 per_slice: list[dict[str, Any]] | None = None, extra: dict[str, Any] | None = None,
-                 private: Sequence[tuple[int, int, str, Any]] = (), name: str = "s{series}_{idx:03d}.dcm",
-                 first_index: int = 0, skip: Sequence[int] = ()) -> list[Path]:
+def write_series(
+    folder: Path,
+    volume: np.ndarray,
+    *,
+    description: str,
+    series_number: int,
+    spacing: tuple[float, float, float] = (1.0, 1.2, 3.0),
+    origin: Sequence[float] = (10.0, -20.0, 5.0),
+    iop: Sequence[float] = (1, 0, 0, 0, 1, 0),
+    series_uid: str | None = None,
+    per_slice: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    private: Sequence[tuple[int, int, str, Any]] = (),
+    name: str = "s{series}_{idx:03d}.dcm",
+    first_index: int = 0,
+    skip: Sequence[int] = (),
+) -> list[Path]:
     """Write ``volume`` ``(cols, rows, slices)`` as one slice per file (LPS geometry from ``iop``).
 
     ``per_slice[k]`` adds attributes to slice ``k``; ``skip`` omits slice indices (to make gaps).
@@ -104,8 +125,19 @@ def write_series(folder: Path, volume: np.ndarray, *, description: str, series_n
         attrs = dict(extra or {})
         attrs.update((per_slice or [{}] * volume.shape[2])[k])
         idx = first_index + k
-        paths.append(write_slice(folder / name.format(series=series_number, idx=idx), volume[:, :, k].T,
-                                 series_uid=series_uid, ipp=ipp, iop=iop, pixel_spacing=(spacing[1], spacing[0]),
-                                 description=description, series_number=series_number, instance=idx + 1,
-                                 extra=attrs, private=private))
+        paths.append(
+            write_slice(
+                folder / name.format(series=series_number, idx=idx),
+                volume[:, :, k].T,
+                series_uid=series_uid,
+                ipp=ipp,
+                iop=iop,
+                pixel_spacing=(spacing[1], spacing[0]),
+                description=description,
+                series_number=series_number,
+                instance=idx + 1,
+                extra=attrs,
+                private=private,
+            )
+        )
     return paths

@@ -24,15 +24,29 @@ def _roles(study) -> dict[str, list[str]]:
 
 def _multiphase_dce(folder: Path, n_phases: int = 6, series_number: int = 5) -> None:
     for p in range(n_phases):
-        write_series(folder, BASE + 100 * p, description="Ax VIBRANT MPH", series_number=series_number,
-                     series_uid=uid("dce-multi"), name=f"x{p}_{{idx:03d}}.dcm",
-                     extra={"TemporalPositionIdentifier": p + 1, "AcquisitionTime": f"1200{p:02d}.00"})
+        write_series(
+            folder,
+            BASE + 100 * p,
+            description="Ax VIBRANT MPH",
+            series_number=series_number,
+            series_uid=uid("dce-multi"),
+            name=f"x{p}_{{idx:03d}}.dcm",
+            extra={"TemporalPositionIdentifier": p + 1, "AcquisitionTime": f"1200{p:02d}.00"},
+        )
 
 
 def _dwi_t2_t1(folder: Path) -> None:
     for b in (0, 800):
-        write_series(folder, BASE + b, description="ep2d_diff", series_number=7, series_uid=uid("dwi"),
-                     spacing=(2.0, 2.0, 3.0), private=[(0x0018, 0x9087, "FD", float(b))], name=f"d{b}_{{idx:03d}}.dcm")
+        write_series(
+            folder,
+            BASE + b,
+            description="ep2d_diff",
+            series_number=7,
+            series_uid=uid("dwi"),
+            spacing=(2.0, 2.0, 3.0),
+            private=[(0x0018, 0x9087, "FD", float(b))],
+            name=f"d{b}_{{idx:03d}}.dcm",
+        )
     write_series(folder, BASE, description="Ax T2 FSE", series_number=3, extra={"EchoTime": "90"})
     write_series(folder, BASE, description="Ax T1 non fat sat", series_number=2)
     write_series(folder, BASE[:, :, :1], description="3-plane loc", series_number=1)
@@ -85,8 +99,16 @@ def test_shuffled_file_names_sort_by_position(tmp_path: Path) -> None:
     write_series(ordered, BASE, description="T2", series_number=1)
     names = [f"IMG{n:04d}" for n in random.Random(3).sample(range(1000), BASE.shape[2])]
     for k, name in enumerate(names):  # file names (and InstanceNumbers) unrelated to position
-        write_series(shuffled, BASE[:, :, k: k + 1], description="T2", series_number=1, series_uid=uid("t2s"),
-                     origin=(10.0, -20.0, 5.0 + 3.0 * k), name=name, first_index=999 - k)
+        write_series(
+            shuffled,
+            BASE[:, :, k : k + 1],
+            description="T2",
+            series_number=1,
+            series_uid=uid("t2s"),
+            origin=(10.0, -20.0, 5.0 + 3.0 * k),
+            name=name,
+            first_index=999 - k,
+        )
     a, b = read_volume(ordered), read_volume(shuffled)
     assert np.array_equal(a.data, b.data)
     assert np.allclose(a.affine, b.affine)
@@ -133,18 +155,33 @@ def test_affine_and_lps_to_ras(tmp_path: Path) -> None:
 
 def test_vendor_b_value_and_rescale(tmp_path: Path) -> None:
     for b in (0, 800):  # GE: b + 1e9 in (0043,1039)
-        write_series(tmp_path, BASE, description="DIFF", series_number=4, series_uid=uid("ge"),
-                     private=[(0x0043, 0x1039, "IS", [str(1000000000 + b), "8", "0", "0"])],
-                     extra={"RescaleSlope": "2", "RescaleIntercept": "-5"}, name=f"g{b}_{{idx}}.dcm")
+        write_series(
+            tmp_path,
+            BASE,
+            description="DIFF",
+            series_number=4,
+            series_uid=uid("ge"),
+            private=[(0x0043, 0x1039, "IS", [str(1000000000 + b), "8", "0", "0"])],
+            extra={"RescaleSlope": "2", "RescaleIntercept": "-5"},
+            name=f"g{b}_{{idx}}.dcm",
+        )
     study = read_study(tmp_path)
     assert sorted(study.dwi) == [0.0, 800.0]
     assert float(study.dwi[0.0].data.max()) == 2 * 2000 - 5
 
 
 def test_dce_phases_on_different_grids_raise_geometry_error(tmp_path: Path) -> None:
-    write_series(tmp_path, BASE, description="DCE pre", series_number=1, extra={"AcquisitionTime": "120000"})
-    write_series(tmp_path, BASE, description="DCE post 1", series_number=2, spacing=(1.5, 1.5, 3.0),
-                 extra={"AcquisitionTime": "120100", "ContrastBolusAgent": "Gd"})
+    write_series(
+        tmp_path, BASE, description="DCE pre", series_number=1, extra={"AcquisitionTime": "120000"}
+    )
+    write_series(
+        tmp_path,
+        BASE,
+        description="DCE post 1",
+        series_number=2,
+        spacing=(1.5, 1.5, 3.0),
+        extra={"AcquisitionTime": "120100", "ContrastBolusAgent": "Gd"},
+    )
     with pytest.raises(GeometryError, match="DCE phases must share one grid") as err:
         read_study(tmp_path)
     assert "DCE pre" in str(err.value) and "DCE post 1" in str(err.value)
