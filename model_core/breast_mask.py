@@ -116,8 +116,8 @@ class BreastMask:
     ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
         """``(start, stop)`` voxel box on the grid ``(affine, shape)`` covering the mask plus ``margin_mm``,
         clipped to the grid; ``None`` when the mask does not overlap that grid."""
-        nz = np.nonzero(self.mask.any(axis=(1, 2)))[0], np.nonzero(self.mask.any(axis=(0, 2)))[0]
-        nz = (*nz, np.nonzero(self.mask.any(axis=(0, 1)))[0])
+        others = ((1, 2), (0, 2), (0, 1))
+        nz = [np.nonzero(np.any(self.mask, axis=ax))[0] for ax in others]
         if any(len(v) == 0 for v in nz):
             return None
         lo = [v[0] - 0.5 for v in nz]
@@ -246,7 +246,7 @@ def _remove_chest(m: np.ndarray, affine: np.ndarray, opt: MaskOptions) -> tuple[
     if sign < 0:
         v = v[:, ::-1, :]
     nap = v.shape[1]
-    has = v.any(axis=1)  # (lat, slice)
+    has = np.any(v, axis=1)  # (lat, slice)
     front = np.where(has, nap - 1 - np.argmax(v[:, ::-1, :], axis=1), -1)
     cols = np.nonzero(has.any(axis=1))[0]
     if len(cols) < 3:

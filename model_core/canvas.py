@@ -195,7 +195,9 @@ def make_record(
             raise ValueError("give a pad op or an explicit offset")
         off = pad_offset(pad_op, free)
     else:
-        off = tuple(int(v) for v in offset)
+        if len(offset) != 3:
+            raise ValueError(f"offset must have 3 axes, got {tuple(offset)}")
+        off = (int(offset[0]), int(offset[1]), int(offset[2]))
         pad_op = None
     return CanvasRecord(_size3(input_shape), target, ratio, rshape, off, pad_op, flip_op)  # type: ignore[arg-type]
 

@@ -53,7 +53,7 @@ def _anatomy(shape: Sequence[int], affine: np.ndarray, s: float) -> tuple[np.nda
     return tissue, texture
 
 
-def _blob(shape: Sequence[int], affine: np.ndarray, centre: Sequence[float], sigma: float) -> np.ndarray:
+def _blob(shape: Sequence[int], affine: np.ndarray, centre: np.ndarray, sigma: float) -> np.ndarray:
     x, y, z = _axes_mm(shape, affine)
     gx, gy, gz = (np.exp(-0.5 * ((v - c) / sigma) ** 2) for v, c in zip((x, y, z), centre, strict=True))
     return (gx[:, None, None] * gy[None, :, None] * gz[None, None, :]).astype(np.float32)
