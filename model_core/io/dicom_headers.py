@@ -36,6 +36,13 @@ logger = logging.getLogger(__name__)
 
 DICOM_ERRORS: tuple[type[BaseException], ...] = (InvalidDicomError, BytesLengthException)
 _MAX_DEPTH = 4
+# MR (and Enhanced MR), CT, PET, secondary capture image storage SOP classes
+_IMAGE_SOP_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.4",
+    "1.2.840.10008.5.1.4.1.1.2",
+    "1.2.840.10008.5.1.4.1.1.128",
+    "1.2.840.10008.5.1.4.1.1.7",
+)
 _LOCATION_TOL_MM = 0.01
 
 # Vendor b-value tags: (group, element, kind). GE stores b + 1e9 (or + 1e6) in the first value.
@@ -157,11 +164,25 @@ class SliceHeader:
 
 
 def read_header(path: Path) -> SliceHeader | None:
-    """Parse one file's header; ``None`` for non-image objects (no geometry, e.g. reports)."""
+    """Parse one file's header; ``None`` for non-image objects (reports, presentation states, ...).
+
+    An object counts as an image when it has Rows, Columns, ImagePositionPatient or an MR/CT/PET/secondary
+    capture SOP class; an image lacking SeriesInstanceUID, Rows or Columns is an error (never skipped,
+    so a damaged slice cannot silently shorten a stack).
+    """
     with reading(path, "cannot parse DICOM header", DICOM_ERRORS):
         ds = dcmread(path, stop_before_pixels=True, force=False)
-        if "Rows" not in ds or "Columns" not in ds or "SeriesInstanceUID" not in ds:
+        sop = str(ds.get("SOPClassUID", "") or "")
+        if not sop:
+            raise StudyReadError(path, "not a valid DICOM object: no SOPClassUID (damaged file?)")
+        image_like = any(k in ds for k in ("Rows", "Columns", "ImagePositionPatient", "PixelSpacing")) or (
+            sop.startswith(_IMAGE_SOP_PREFIXES)
+        )
+        if not image_like:
             return None
+        missing = [k for k in ("SeriesInstanceUID", "Rows", "Columns") if k not in ds]
+        if missing:
+            raise StudyReadError(path, f"image object lacks {', '.join(missing)}")
         n = ds.get("SeriesNumber")
         return SliceHeader(
             path=path,

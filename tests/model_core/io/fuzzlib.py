@@ -1,0 +1,541 @@
+"""Seeded mutation fuzzing of the study readers (used by test_fuzz.py and scripts/fuzz_readers.py).
+
+Each case writes one mutated file (or DICOM folder) under a work folder, reads it with the public readers
+and returns an outcome label:
+
+* ``loaded``: a volume came back; it was then checked: float32, finite, valid affine, and its shape in the
+  file's own grid equals the shape that the (mutated) header declares, read independently here.
+* ``rejected:<what>``: a :class:`StudyReadError`; ``<what>`` is the library exception kept as
+  ``__cause__``, or ``check`` (our own header/voxel checks), ``sitk-error`` / ``sitk-died`` /
+  ``sitk-timeout`` (isolated SimpleITK child).
+* ``ESCAPED:<Type>`` / ``BAD:<reason>``: contract violations (an exception other than StudyReadError, or a
+  loaded volume that breaks an invariant). Tests assert there are none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import re
+import shutil
+import struct
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pydicom.config
+import SimpleITK as sitk
+
+from model_core.errors import StudyReadError
+from model_core.io import read_study, read_volume
+from model_core.io.validate import check_affine
+from tests.model_core.io.builders import canonical_phantom, write_nifti, write_series
+
+INTERESTING_INTS = [0, 1, 2, 3, 4, 5, 7, 8, 255, 256, 1024, 2048, 4095, 4096, 32767, -1, -32768, 65535]
+INTERESTING_FLOATS = [
+    0.0,
+    -1.0,
+    1e-30,
+    1e30,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    0.5,
+    20.0,
+    20.5,
+    352.0,
+    351.0,
+    1e9,
+]
+
+
+# --- outcome -------------------------------------------------------------------------------------------
+
+
+def classify_error(err: StudyReadError) -> str:
+    msg = str(err)
+    if "process died" in msg:
+        return "rejected:sitk-died"
+    if "timed out" in msg:
+        return "rejected:sitk-timeout"
+    if "SimpleITK cannot read" in msg:
+        return "rejected:sitk-error"
+    if err.__cause__ is not None:
+        cause = type(err.__cause__)
+        name = f"{cause.__module__}.{cause.__name__}" if cause.__name__ == "error" else cause.__name__
+        return f"rejected:{name}"
+    return "rejected:check"
+
+
+def check_loaded(vol, expected_shape: tuple[int, ...] | None) -> str:
+    """``loaded`` or ``BAD:<why>`` for a volume a reader returned."""
+    if vol.data.dtype != np.float32:
+        return "BAD:dtype"
+    if not np.isfinite(vol.data).all():
+        return "BAD:nonfinite"
+    try:
+        check_affine(vol.source, vol.affine)
+    except StudyReadError:
+        return "BAD:affine"
+    original = tuple(vol.meta["reorientation"]["original_shape"])
+    channels = (vol.data.shape[0],) if vol.data.ndim == 4 else ()
+    if expected_shape is None or original + channels != tuple(expected_shape):
+        return f"BAD:shape {original + channels} vs header {expected_shape}"
+    return "loaded"
+
+
+def run_case(read: Callable[[], object], expected: Callable[[], tuple[int, ...] | None]) -> str:
+    try:
+        vol = read()
+    except StudyReadError as err:
+        return classify_error(err)
+    except Exception as err:  # noqa: BLE001 - the fuzz harness must record any escape, not crash
+        return f"ESCAPED:{type(err).__name__}: {str(err)[:120]}"
+    if not hasattr(vol, "data"):  # a Study: check every volume in it
+        vols = [*(vol.dce or []), *vol.dwi.values(), *(v for v in (vol.t2, vol.t1) if v is not None)]
+        outs = {check_loaded(v, tuple(v.meta["reorientation"]["original_shape"])) for v in vols}
+        return "loaded" if outs <= {"loaded"} else sorted(outs - {"loaded"})[0]
+    return check_loaded(vol, expected())
+
+
+def _trim(shape: tuple[int, ...]) -> tuple[int, ...]:
+    s = list(shape)
+    while len(s) > 3 and s[-1] == 1:
+        s.pop()
+    return tuple(s)
+
+
+# --- NIfTI ---------------------------------------------------------------------------------------------
+
+
+def nifti_base(work: Path) -> bytes:
+    """Uncompressed bytes of a small valid NIfTI-1 (6 x 7 x 5 int16, scl_slope 1)."""
+    path = write_nifti(work / "base.nii", canonical_phantom(), np.diag([0.8, 0.9, 2.0, 1.0]))
+    return path.read_bytes()
+
+
+_NII_FIELDS = {  # name: (offset, struct format)
+    "dim": (40, "8h"),
+    "datatype": (70, "h"),
+    "bitpix": (72, "h"),
+    "pixdim": (76, "8f"),
+    "vox_offset": (108, "f"),
+    "scl_slope": (112, "f"),
+    "scl_inter": (116, "f"),
+    "qform_code": (252, "h"),
+    "sform_code": (254, "h"),
+    "quatern": (256, "6f"),
+    "srow": (280, "12f"),
+    "sizeof_hdr": (0, "i"),
+    "magic": (344, "4s"),
+}
+
+
+def mutate_nifti(rng: np.random.Generator, raw: bytes) -> bytes:
+    b = bytearray(raw)
+    op = rng.integers(0, 6)
+    if op == 0:  # byte flips in the header
+        for _ in range(rng.integers(1, 5)):
+            b[rng.integers(0, 352)] ^= 1 << int(rng.integers(0, 8))
+    elif op == 1:  # byte flips anywhere
+        for _ in range(rng.integers(1, 9)):
+            b[rng.integers(0, len(b))] = int(rng.integers(0, 256))
+    elif op == 2:  # truncation
+        return bytes(b[: rng.integers(0, len(b))])
+    elif op == 3:  # dim[] edits (silent reshape hazard)
+        i = int(rng.integers(0, 8))
+        value = int(rng.choice(INTERESTING_INTS + [int(rng.integers(0, 12))]))
+        struct.pack_into("<h", b, 40 + 2 * i, int(np.clip(value, -32768, 32767)))
+    else:  # a typed field edit
+        name = str(rng.choice(list(_NII_FIELDS)))
+        off, fmt = _NII_FIELDS[name]
+        n = struct.calcsize("<" + fmt)
+        k = int(rng.integers(0, max(1, n // struct.calcsize("<" + fmt[-1]))))
+        if fmt.endswith("s"):
+            struct.pack_into("<4s", b, off, bytes(rng.integers(0, 256, 4).astype(np.uint8)))
+        elif fmt.endswith("f"):
+            struct.pack_into("<f", b, off + 4 * k, float(rng.choice(INTERESTING_FLOATS)))
+        else:
+            size = struct.calcsize("<" + fmt[-1])
+            value = int(rng.choice(INTERESTING_INTS + [2, 4, 8, 16, 64, 512, 768, 1536, 2304]))
+            fmt1 = "<" + fmt[-1]
+            struct.pack_into(
+                fmt1,
+                b,
+                off + size * k,
+                int(np.clip(value, -(2 ** (8 * size - 1)), 2 ** (8 * size - 1) - 1)),
+            )
+    return bytes(b)
+
+
+def nifti_expected_shape(path: Path) -> tuple[int, ...] | None:
+    try:
+        img = nib.load(path)
+        shape = _trim(tuple(int(s) for s in img.shape))
+    except Exception:  # noqa: BLE001 - reference parse only
+        return None
+    return shape[:3] + shape[3:]
+
+
+def nifti_case(rng: np.random.Generator, base: bytes, work: Path, n: int, gz: bool) -> str:
+    mutated = mutate_nifti(rng, base)
+    path = work / f"f{n}.nii.gz" if gz else work / f"f{n}.nii"
+    if gz and rng.random() < 0.3:  # mutate the compressed stream instead
+        comp = bytearray(gzip.compress(base, mtime=0))
+        if rng.random() < 0.5:
+            comp = comp[: rng.integers(0, len(comp))]
+        else:
+            for _ in range(rng.integers(1, 4)):
+                comp[rng.integers(0, len(comp))] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(comp))
+    else:
+        path.write_bytes(gzip.compress(mutated, mtime=0) if gz else mutated)
+    try:
+        return run_case(lambda: read_volume(path), lambda: nifti_expected_shape(path))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+# --- NRRD / MetaImage ----------------------------------------------------------------------------------
+
+
+def itk_bases(work: Path) -> dict[str, bytes]:
+    img = sitk.GetImageFromArray(canonical_phantom().transpose(2, 1, 0))
+    img.SetSpacing((0.8, 0.9, 2.0))
+    img.SetOrigin((1.0, 2.0, 3.0))
+    out = {}
+    for name, compress in (("raw.nrrd", False), ("gz.nrrd", True), ("raw.mha", False), ("z.mha", True)):
+        sitk.WriteImage(img, str(work / name), useCompression=compress)
+        out[name] = (work / name).read_bytes()
+    return out
+
+
+_NRRD_EDITS = {
+    "type": ["short", "float", "double", "uchar", "block", "int64", "", "short int x"],
+    "dimension": ["0", "1", "2", "4", "100", "-1", "3.5", "99999999999"],
+    "sizes": [
+        "6 7 5",
+        "6 7",
+        "6 7 5 2",
+        "0 7 5",
+        "-6 7 5",
+        "2048 2048 2048",
+        "6 7 6",
+        "6 7 4",
+        "60000 1 1",
+        "a b c",
+    ],
+    "space directions": [
+        "(0.8,0,0) (0,0.9,0) (0,0,2)",
+        "none (0,0.9,0) (0,0,2)",
+        "(nan,0,0) (0,1,0) (0,0,1)",
+        "(0,0,0) (0,0,0) (0,0,0)",
+        "(1,0) (0,1) (0,0)",
+        "(1e30,0,0) (0,1,0) (0,0,1)",
+        "(1,1,0) (1,1,0) (0,0,1)",
+        "garbage",
+    ],
+    "encoding": ["raw", "gzip", "bzip2", "hex", "ascii", "zzz"],
+    "endian": ["little", "big", "middle", ""],
+    "space origin": ["(nan,0,0)", "(1e300,0,0)", "(1,2)", "junk"],
+    "space": [
+        "left-posterior-superior",
+        "right-anterior-superior",
+        "scanner-xyz",
+        "3D-right-handed",
+        "bogus",
+    ],
+    "kinds": ["domain domain domain", "vector domain domain", "list"],
+    "data file": ["../../etc/passwd", "other.raw", "LIST", "f%03d.raw 0 3 1"],
+    "byte skip": ["-1", "10", "0"],
+}
+_MHA_EDITS = {
+    "NDims": ["0", "1", "2", "4", "100", "-1", "3.5", "99999999999"],
+    "DimSize": ["6 7 5", "6 7", "6 7 5 2", "0 7 5", "-6 7 5", "2048 2048 2048", "6 7 6", "6 7 4", "a b c"],
+    "ElementType": [
+        "MET_SHORT",
+        "MET_FLOAT",
+        "MET_DOUBLE",
+        "MET_UCHAR",
+        "MET_STRING",
+        "MET_NONE",
+        "MET_LONG",
+        "junk",
+    ],
+    "ElementSpacing": ["0.8 0.9 2", "0 1 1", "-1 1 1", "nan 1 1", "1e30 1 1", "1 1", "21 1 1"],
+    "ElementNumberOfChannels": ["1", "2", "0", "-1", "100000"],
+    "CompressedData": ["True", "False", "maybe"],
+    "CompressedDataSize": ["0", "1", "-1", "999999999"],
+    "BinaryData": ["True", "False"],
+    "BinaryDataByteOrderMSB": ["True", "False"],
+    "HeaderSize": ["-1", "0", "100"],
+    "TransformMatrix": [
+        "1 0 0 0 1 0 0 0 1",
+        "0 0 0 0 0 0 0 0 0",
+        "1 0 0 1 0 0 0 0 1",
+        "nan 0 0 0 1 0 0 0 1",
+        "1 0 0",
+    ],
+    "Offset": ["1 2 3", "nan 0 0", "1e300 0 0", "1 2"],
+    "ElementDataFile": ["LOCAL", "../../etc/passwd", "LIST", "x%03d.raw 1 3 1", "missing.raw"],
+    "ObjectType": ["Image", "Tube", ""],
+}
+
+
+def _header_split(raw: bytes, is_nrrd: bool) -> tuple[list[bytes], bytes]:
+    if is_nrrd:
+        i = raw.index(b"\n\n")
+        return raw[:i].split(b"\n"), raw[i + 2 :]
+    i = raw.index(b"ElementDataFile = LOCAL\n") + len(b"ElementDataFile = LOCAL\n")
+    return raw[: i - 1].split(b"\n"), raw[i:]
+
+
+def _join(lines: list[bytes], data: bytes, is_nrrd: bool) -> bytes:
+    return b"\n".join(lines) + (b"\n\n" if is_nrrd else b"\n") + data
+
+
+def mutate_itk(rng: np.random.Generator, raw: bytes, is_nrrd: bool) -> bytes:
+    lines, data = _header_split(raw, is_nrrd)
+    head_len = len(raw) - len(data)
+    op = rng.integers(0, 7)
+    if op == 0:
+        b = bytearray(raw)
+        for _ in range(rng.integers(1, 5)):
+            b[rng.integers(0, head_len)] ^= 1 << int(rng.integers(0, 8))
+        return bytes(b)
+    if op == 1:
+        return raw[: rng.integers(0, len(raw))]
+    if op == 2:
+        b = bytearray(raw)
+        for _ in range(rng.integers(1, 9)):
+            b[rng.integers(head_len, len(b))] = int(rng.integers(0, 256))
+        return bytes(b)
+    if op == 3 and len(lines) > 2:  # delete or duplicate a line
+        i = int(rng.integers(1 if is_nrrd else 0, len(lines) - (0 if is_nrrd else 1)))
+        if rng.random() < 0.5:
+            del lines[i]
+        else:
+            lines.insert(i, lines[i])
+        return _join(lines, data, is_nrrd)
+    edits = _NRRD_EDITS if is_nrrd else _MHA_EDITS
+    for _ in range(rng.integers(1, 3)):
+        key = str(rng.choice(list(edits)))
+        value = str(rng.choice(edits[key]))
+        new = f"{key}: {value}" if is_nrrd else f"{key} = {value}"
+        idx = next(
+            (
+                i
+                for i, ln in enumerate(lines)
+                if ln.decode("latin-1").split(":" if is_nrrd else " =")[0] == key
+            ),
+            None,
+        )
+        if idx is None:
+            lines.insert(len(lines) - (0 if is_nrrd else 1), new.encode())
+        else:
+            lines[idx] = new.encode()
+    return _join(lines, data, is_nrrd)
+
+
+def itk_expected_shape(path: Path) -> tuple[int, ...] | None:
+    text = path.read_bytes()[:4096].decode("latin-1")
+    m = re.search(r"^sizes: *(\d+) +(\d+) +(\d+) *$", text, re.M) or re.search(
+        r"^DimSize *= *(\d+) +(\d+) +(\d+) *$", text, re.M
+    )
+    return tuple(int(v) for v in m.groups()) if m else None
+
+
+def itk_case(rng: np.random.Generator, bases: dict[str, bytes], work: Path, n: int, kind: str) -> str:
+    names = [k for k in bases if k.endswith(kind)]
+    name = names[int(rng.integers(0, len(names)))]
+    path = work / f"f{n}{kind}"
+    path.write_bytes(mutate_itk(rng, bases[name], kind == ".nrrd"))
+    try:
+        return run_case(lambda: read_volume(path), lambda: itk_expected_shape(path))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+# --- DICOM ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _lenient_writes() -> Iterator[None]:
+    settings = pydicom.config.settings
+    old = settings.writing_validation_mode
+    settings.writing_validation_mode = pydicom.config.IGNORE
+    try:
+        yield
+    finally:
+        settings.writing_validation_mode = old
+
+
+def dicom_base(work: Path) -> Path:
+    folder = work / "dicom_base"
+    folder.mkdir(exist_ok=True)
+    write_series(folder, canonical_phantom((8, 8, 4)), description="Ax T2 TSE", series_number=3)
+    return folder
+
+
+_DCM_EDITS: dict[str, list[object]] = {
+    "Rows": [0, 1, 7, 9, 65535],
+    "Columns": [0, 1, 7, 9, 65535],
+    "BitsAllocated": [0, 1, 8, 12, 32, 64],
+    "BitsStored": [0, 8, 12, 17],
+    "SamplesPerPixel": [0, 3],
+    "PixelRepresentation": [0, 1, 2],
+    "NumberOfFrames": ["2", "0", "-1", "abc"],
+    "PhotometricInterpretation": ["RGB", "PALETTE COLOR", "YBR_FULL"],
+    "ImagePositionPatient": [
+        ["nan", "0", "0"],
+        ["1e300", "0", "0"],
+        ["abc", "0", "0"],
+        ["0", "0"],
+        ["10", "-20", "11"],
+        ["10", "-20", "5"],
+    ],
+    "ImageOrientationPatient": [
+        ["1", "0", "0", "1", "0", "0"],
+        ["0", "0", "0", "0", "0", "0"],
+        ["nan", "0", "0", "0", "1", "0"],
+        ["1", "0", "0"],
+        ["0.7", "0.7", "0", "0", "1", "0"],
+    ],
+    "PixelSpacing": [["0", "1"], ["-1", "1"], ["nan", "1"], ["50", "50"], ["abc", "1"], ["1"]],
+    "RescaleSlope": ["nan", "inf", "0", "1e38", "abc"],
+    "RescaleIntercept": ["nan", "-inf", "abc"],
+    "SeriesInstanceUID": ["1.2.3", ""],
+    "TemporalPositionIdentifier": [1, 2, -5],
+    "AcquisitionTime": ["abc", "250000", "120000.5"],
+}
+
+
+def mutate_dicom_folder(rng: np.random.Generator, base: Path, folder: Path) -> None:
+    shutil.copytree(base, folder)
+    files = sorted(folder.iterdir())
+    target = files[int(rng.integers(0, len(files)))]
+    op = rng.integers(0, 6)
+    if op == 0:
+        b = bytearray(target.read_bytes())
+        for _ in range(rng.integers(1, 6)):
+            b[rng.integers(132, len(b))] = int(rng.integers(0, 256))
+        target.write_bytes(bytes(b))
+    elif op == 1:
+        raw = target.read_bytes()
+        target.write_bytes(raw[: rng.integers(0, len(raw))])
+    elif op == 2:
+        if rng.random() < 0.5:
+            target.unlink()  # a missing slice (first/last ones leave an even, shorter stack)
+        else:
+            shutil.copy(target, folder / "dup.dcm")
+    else:
+        ds = pydicom.dcmread(target, force=True)
+        for _ in range(rng.integers(1, 3)):
+            what = rng.integers(0, 4)
+            if what == 0:
+                key = str(
+                    rng.choice(
+                        [
+                            "ImagePositionPatient",
+                            "ImageOrientationPatient",
+                            "PixelSpacing",
+                            "Rows",
+                            "PixelData",
+                            "SeriesInstanceUID",
+                            "BitsAllocated",
+                        ]
+                    )
+                )
+                if key in ds:
+                    delattr(ds, key)
+            elif what == 1:
+                pix = bytes(ds.PixelData) if "PixelData" in ds else b""
+                ds.PixelData = (
+                    pix[: int(rng.integers(0, len(pix) + 1))] if rng.random() < 0.7 else pix + b"\0" * 64
+                )
+            elif what == 2:
+                ds.file_meta.TransferSyntaxUID = str(
+                    rng.choice(
+                        [
+                            "1.2.840.10008.1.2.4.50",
+                            "1.2.840.10008.1.2.2",
+                            "1.2.840.10008.1.2",
+                            "1.2.840.10008.1.2.5",
+                        ]
+                    )
+                )
+            else:
+                key = str(rng.choice(list(_DCM_EDITS)))
+                options = _DCM_EDITS[key]
+                with _lenient_writes(), contextlib.suppress(ValueError, TypeError, OverflowError):
+                    setattr(ds, key, options[int(rng.integers(0, len(options)))])
+        with _lenient_writes():
+            try:
+                ds.save_as(target, enforce_file_format=False)
+            except Exception:  # noqa: BLE001 - an unwritable mutation: write a truncated copy instead
+                raw = target.read_bytes()
+                target.write_bytes(raw[: len(raw) // 2])
+
+
+def dicom_expected_shape(folder: Path) -> tuple[int, ...] | None:
+    """(Columns, Rows) most files agree on, and the number of files carrying the DICOM magic."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.read_bytes()[128:132] == b"DICM"]
+    sizes: Counter[tuple[int, int]] = Counter()
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            sizes[(int(ds.Columns), int(ds.Rows))] += 1
+        except Exception:  # noqa: BLE001 - reference parse only
+            continue
+    return (*sizes.most_common(1)[0][0], len(files)) if sizes else None
+
+
+def dicom_case(rng: np.random.Generator, base: Path, work: Path, n: int, with_study: bool = True) -> str:
+    folder = work / f"d{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    mutate_dicom_folder(rng, base, folder)
+    try:
+        out = run_case(lambda: read_volume(folder), lambda: dicom_expected_shape(folder))
+        if with_study:
+            out_study = run_case(lambda: read_study(folder), lambda: None)
+            if out_study.startswith(("ESCAPED", "BAD")):
+                return out_study
+        return out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- driver --------------------------------------------------------------------------------------------
+
+
+def fuzz(fmt: str, n: int, work: Path, seed: int = 0) -> Counter[str]:
+    """Run ``n`` cases of ``fmt`` (``nii``, ``nii.gz``, ``nrrd``, ``mha``, ``dicom``); outcome counts."""
+    rng = np.random.default_rng(seed)
+    work.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    if fmt in ("nii", "nii.gz"):
+        base = nifti_base(work)
+        for i in range(n):
+            counts[nifti_case(rng, base, work, i, gz=fmt == "nii.gz")] += 1
+    elif fmt in ("nrrd", "mha"):
+        bases = itk_bases(work)
+        for i in range(n):
+            counts[itk_case(rng, bases, work, i, "." + fmt)] += 1
+    elif fmt == "dicom":
+        base = dicom_base(work)
+        for i in range(n):
+            counts[dicom_case(rng, base, work, i)] += 1
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    return counts
+
+
+def failures(counts: Counter[str]) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if k.startswith(("ESCAPED", "BAD"))}
+
+
+def summary(counts: Counter[str]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
