@@ -10,6 +10,7 @@ import pytest
 import scipy.ndimage as ndi
 
 from model_core.errors import PreprocessError
+from model_core.inverse import prepared_to_native
 from model_core.preprocess import (
     Prepared,
     PreprocessOptions,
@@ -237,3 +238,26 @@ def test_blank_mask_source_falls_back(study: Study) -> None:
     assert prep.breast_mask.fallback is not None
     r = prep.records["dce"]
     assert not r.masked  # a fallback mask crops to the field of view but masks nothing out
+
+
+def test_prepared_to_native_identity(study: Study) -> None:
+    """DWI is neither cropped nor resampled: its prepared array maps back onto the b=800 image."""
+    prep = preprocess(study, SIZES)
+    back, affine = prepared_to_native(prep.arrays["dwi"], "dwi", prep)
+    r = prep.records["dwi"]
+    np.testing.assert_array_equal(affine, study.dwi[800.0].affine)
+    np.testing.assert_allclose(back * r.norm_std[0] + r.norm_mean[0], study.dwi[800.0].data, atol=1e-3)
+
+
+def test_mask_on_permuted_grid(study: Study) -> None:
+    """A grid with swapped axes (non-diagonal affine) samples the same world mask (general path)."""
+    bm = preprocess(study, SIZES).breast_mask
+    vol = study.t2
+    perm = vol.affine[:, [1, 0, 2, 3]]
+    shape = vol.spatial_shape
+    direct = bm.on_grid(vol.affine, shape)
+    swapped = bm.on_grid(perm, (shape[1], shape[0], shape[2]))
+    assert np.mean(direct == swapped.transpose(1, 0, 2)) > 0.999
+    box = bm.crop_box(vol.affine, shape)
+    box_p = bm.crop_box(perm, (shape[1], shape[0], shape[2]))
+    assert box_p == ((box[0][1], box[0][0], box[0][2]), (box[1][1], box[1][0], box[1][2]))
