@@ -155,11 +155,14 @@ def tta_canvases(
 def iter_tta_batches(
     fitted: Mapping[str, Fitted],
     versions: Sequence[Version] = TTA_VERSIONS,
-    batch_size: int = 8,
+    batch_size: int = 2,
     device: torch.device | str | None = None,
 ) -> Iterator[tuple[list[Version], dict[str, torch.Tensor], list[dict[str, CanvasRecord]]]]:
-    """Yield ``(versions, tensors (B, C, X, Y, Z), records)`` in chunks of ``batch_size`` (bounded memory:
-    a paper-size DCE canvas is 300 MB, so 54 at once would not fit)."""
+    """Yield ``(versions, tensors (B, C, X, Y, Z), records)`` in chunks of ``batch_size``.
+
+    Memory is bounded by the chunk: one paper-size version (DCE 6x384x256x128 + DWI + T2) is ~325 MB of
+    float32, so all 54 at once (~17 GB) never exist; the default of 2 keeps canvases under ~0.7 GB.
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     for i in range(0, len(versions), batch_size):
