@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ _IMAGE_SOP_PREFIXES = (
     "1.2.840.10008.5.1.4.1.1.7",
 )
 _LOCATION_TOL_MM = 0.01
+_UID = re.compile(r"\d+(\.\d+)+")  # leading zeros tolerated: seen in real vendor UIDs
 
 # Vendor b-value tags: (group, element, kind). GE stores b + 1e9 (or + 1e6) in the first value.
 _B_TAGS = (
@@ -166,15 +168,17 @@ class SliceHeader:
 def read_header(path: Path) -> SliceHeader | None:
     """Parse one file's header; ``None`` for non-image objects (reports, presentation states, ...).
 
-    An object counts as an image when it has Rows, Columns, ImagePositionPatient or an MR/CT/PET/secondary
-    capture SOP class; an image lacking SeriesInstanceUID, Rows or Columns is an error (never skipped,
-    so a damaged slice cannot silently shorten a stack).
+    Every object needs a well-formed SOPClassUID and SOPInstanceUID (type 1 everywhere; a truncated file
+    fails here). An object counts as an image when it has Rows, Columns, ImagePositionPatient or an
+    MR/CT/PET/secondary capture SOP class; an image lacking SeriesInstanceUID, Rows or Columns is an error
+    (never skipped, so a damaged slice cannot silently shorten a stack).
     """
     with reading(path, "cannot parse DICOM header", DICOM_ERRORS):
         ds = dcmread(path, stop_before_pixels=True, force=False)
         sop = str(ds.get("SOPClassUID", "") or "")
-        if not sop:
-            raise StudyReadError(path, "not a valid DICOM object: no SOPClassUID (damaged file?)")
+        for key, value in (("SOPClassUID", sop), ("SOPInstanceUID", str(ds.get("SOPInstanceUID", "") or ""))):
+            if not _UID.fullmatch(value):
+                raise StudyReadError(path, f"not a valid DICOM object: {key} {value[:70]!r} (damaged file?)")
         image_like = any(k in ds for k in ("Rows", "Columns", "ImagePositionPatient", "PixelSpacing")) or (
             sop.startswith(_IMAGE_SOP_PREFIXES)
         )
@@ -323,8 +327,8 @@ def analyse_series(uid: str, headers: list[SliceHeader]) -> SeriesInfo:
     for h in headers[1:]:
         if (
             (h.rows, h.cols) != (h0.rows, h0.cols)
-            or not np.allclose(h.iop, h0.iop, atol=1e-4)
-            or not np.allclose(h.pixel_spacing, h0.pixel_spacing, rtol=1e-4)
+            or not np.allclose(np.asarray(h.iop), np.asarray(h0.iop), atol=1e-4)
+            or not np.allclose(np.asarray(h.pixel_spacing), np.asarray(h0.pixel_spacing), rtol=1e-4)
         ):
             info.problem = (
                 f"images differ in size, orientation or pixel spacing ({h.path.name} vs {h0.path.name})"

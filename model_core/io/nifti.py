@@ -107,7 +107,7 @@ def inspect_nifti(
     with reading(p, "invalid orientation in header", _NIB_ERRORS):
         affine, info = _choose_affine(p, img)
     affine = check_affine(p, affine, limits)
-    offset = int(img.dataobj.offset)
+    offset = int(img.dataobj.offset)  # type: ignore[attr-defined]
     min_offset = int(img.header.sizeof_hdr) + 4
     if offset < min_offset:
         raise StudyReadError(p, f"vox_offset {offset} lies inside the header (needs >= {min_offset})")

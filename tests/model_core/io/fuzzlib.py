@@ -342,8 +342,8 @@ def mutate_itk(rng: np.random.Generator, raw: bytes, is_nrrd: bool) -> bytes:
 
 def itk_expected_shape(path: Path) -> tuple[int, ...] | None:
     text = path.read_bytes()[:4096].decode("latin-1")
-    m = re.search(r"^sizes: *(\d+) +(\d+) +(\d+) *$", text, re.M) or re.search(
-        r"^DimSize *= *(\d+) +(\d+) +(\d+) *$", text, re.M
+    m = re.search(r"^sizes: *(\d+) +(\d+) +(\d+) *$", text, re.M | re.I) or re.search(
+        r"^DimSize *= *(\d+) +(\d+) +(\d+) *$", text, re.M | re.I
     )
     return tuple(int(v) for v in m.groups()) if m else None
 
