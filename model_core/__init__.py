@@ -20,8 +20,8 @@ _LAZY = {
     "Mome": "model_core.mome",
     "load_official_state_dict": "model_core.checkpoint",
     "load_beit3_pretrained": "model_core.checkpoint",
-    "save_native": "model_core.checkpoint",
-    "load_native": "model_core.checkpoint",
+    "save_native": "model_core.native",
+    "load_native": "model_core.native",
     "Study": "model_core.study",
     "Volume": "model_core.study",
 }

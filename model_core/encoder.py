@@ -1,9 +1,9 @@
 """One MOME encoder layer (MOME_SPEC §4-§6).
 
-The sequence is a list of three segments ``[DCE+CLS, DWI, T2]``, each ``(B, L_w, D)`` or ``None`` when the
-modality is absent. Every LayerNorm, projection and FFN is a :class:`Multiway` (one copy per branch).
+The sequence is one tensor ``(B, L, D)`` laid out ``[DCE+CLS | DWI | T2]`` with segment lengths
+``(L_A, L_B, L_C)`` (0 = modality absent). Every LayerNorm, projection and FFN is a :class:`Multiway`.
 Layers below ``split_layers`` attend within each segment and use per-branch adapters; the others attend
-jointly over all present tokens and share one soft-MoE adapter.
+jointly over all tokens and share one soft-MoE adapter.
 
 Pre-LN with BEiT-3 sub-LN::
 
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model_core.moe import Adapter, SoftMoEAdapter
-from model_core.multiway import Multiway, Segments
+from model_core.multiway import Lengths, Multiway
 
 
 def _gelu_fp32(x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ def block_diagonal_mask(lengths: Sequence[int], device: torch.device) -> torch.T
 class MultiwayAttention(nn.Module):
     """Multi-head attention with per-branch projections and the sub-LN before ``out_proj``.
 
-    ``q`` carries its bias before scaling by ``head_dim**-0.5`` (equivalent to SDPA's internal scale).
+    ``q`` carries its bias before scaling by ``head_dim**-0.5`` (SDPA's internal scale does the same).
     """
 
     def __init__(self, dim: int, heads: int, eps: float, tied: bool) -> None:
@@ -76,35 +76,32 @@ class MultiwayAttention(nn.Module):
         self.out_proj = Multiway(lambda: nn.Linear(dim, dim), tied)
         self.inner_attn_ln = Multiway(lambda: nn.LayerNorm(dim, eps=eps), tied)
 
-    def forward(self, h: Segments, joint: bool, dense_mask: bool = False) -> Segments:
+    def forward(self, h: torch.Tensor, lengths: Lengths, joint: bool, dense_mask: bool = False) -> torch.Tensor:
         """Args:
-            h: normalised segments ``(B, L_w, D)`` or ``None``.
-            joint: attend over all present tokens (fusion layers) instead of within each segment.
-            dense_mask: reference path for benchmarks: split attention computed as one dense
-                attention with a block-diagonal ``(L, L)`` mask, as the authors' code does.
+            h: normalised sequence ``(B, L, D)``.
+            lengths: segment lengths.
+            joint: attend over all tokens (fusion layers) instead of within each segment.
+            dense_mask: benchmark reference: split attention computed as one dense attention with a
+                block-diagonal ``(L, L)`` mask, as the authors' code does.
         Returns:
-            segments ``(B, L_w, D)`` (``None`` where absent).
+            ``(B, L, D)``.
         """
-        qs, ks, vs = self.q_proj(h), self.k_proj(h), self.v_proj(h)
-        present = [i for i, s in enumerate(h) if s is not None]
-        outs: Segments = [None, None, None]
-        if joint or dense_mask:
-            lengths = [qs[i].shape[1] for i in present]  # type: ignore[union-attr]
-            q = _split_heads(torch.cat([qs[i] for i in present], 1), self.num_heads)  # type: ignore[misc]
-            k = _split_heads(torch.cat([ks[i] for i in present], 1), self.num_heads)  # type: ignore[misc]
-            v = _split_heads(torch.cat([vs[i] for i in present], 1), self.num_heads)  # type: ignore[misc]
+        heads = self.num_heads
+        q = _split_heads(self.q_proj(h, lengths), heads)
+        k = _split_heads(self.k_proj(h, lengths), heads)
+        v = _split_heads(self.v_proj(h, lengths), heads)
+        if joint or dense_mask or sum(1 for n in lengths if n) == 1:
             mask = None if joint else block_diagonal_mask(lengths, q.device)
-            o = _merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
-            for i, part in zip(present, torch.split(o, lengths, dim=1), strict=True):
-                outs[i] = part
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:
-            for i in present:
-                o = F.scaled_dot_product_attention(
-                    _split_heads(qs[i], self.num_heads), _split_heads(ks[i], self.num_heads),  # type: ignore[arg-type]
-                    _split_heads(vs[i], self.num_heads),  # type: ignore[arg-type]
-                )
-                outs[i] = _merge_heads(o)
-        return self.out_proj(self.inner_attn_ln(outs))
+            parts, off = [], 0
+            for n in lengths:
+                if n:
+                    seg = slice(off, off + n)
+                    parts.append(F.scaled_dot_product_attention(q[:, :, seg], k[:, :, seg], v[:, :, seg]))
+                off += n
+            o = torch.cat(parts, dim=2)
+        return self.out_proj(self.inner_attn_ln(_merge_heads(o), lengths), lengths)
 
 
 def drop_path_mask(batch: int, rate: float, training: bool, like: torch.Tensor) -> torch.Tensor | None:
@@ -144,32 +141,28 @@ class EncoderLayer(nn.Module):
         else:
             self.MLP_Adapter = Multiway(lambda: Adapter(dim, adapter_dim, eps), tied=False)
 
-    def adapter(self, h: Segments) -> Segments:
-        """The adapter branch ``g`` on the normalised segments (fixture ``layerNN_adapter_out``)."""
-        if not self.joint:
-            return self.MLP_Adapter(h)
-        present = [i for i, s in enumerate(h) if s is not None]
-        lengths = [h[i].shape[1] for i in present]  # type: ignore[union-attr]
-        g = self.MLP_Adapter(torch.cat([h[i] for i in present], 1))  # type: ignore[misc]
-        outs: Segments = [None, None, None]
-        for i, part in zip(present, torch.split(g, lengths, dim=1), strict=True):
-            outs[i] = part
-        return outs
+    def adapter(self, h: torch.Tensor, lengths: Lengths) -> torch.Tensor:
+        """The adapter branch ``g`` on the normalised sequence (fixture ``layerNN_adapter_out``)."""
+        return self.MLP_Adapter(h) if self.joint else self.MLP_Adapter(h, lengths)
 
-    def forward(self, x: Segments, dense_mask: bool = False) -> Segments:  # type: ignore[override]
-        """Args: x segments ``(B, L_w, D)`` / ``None``. Returns segments of the same shapes."""
-        ref = next(s for s in x if s is not None)
-        a = self.self_attn(self.self_attn_layer_norm(x), joint=self.joint, dense_mask=dense_mask)
-        keep = drop_path_mask(ref.shape[0], self.drop_path, self.training, ref)
-        x = [None if s is None else s + (a_i if keep is None else a_i * keep) for s, a_i in zip(x, a, strict=True)]
-        h = self.final_layer_norm(x)
-        f, g = self.ffn(h), self.adapter(h)
-        keep = drop_path_mask(ref.shape[0], self.drop_path, self.training, ref)
-        out: Segments = []
-        for s, f_i, g_i in zip(x, f, g, strict=True):
-            if s is None:
-                out.append(None)
-            else:
-                upd = f_i + g_i
-                out.append(s + (upd if keep is None else upd * keep))
-        return out
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, lengths: Lengths, dense_mask: bool = False, cls_only: bool = False,
+    ) -> torch.Tensor:
+        """Args:
+            x: ``(B, L, D)``; lengths: segment lengths.
+            cls_only: return only token 0 ``(B, 1, D)``. Exact for the last layer, whose other outputs
+                nothing reads: the FFN then runs on the CLS token alone (the soft-MoE still sees all
+                tokens).
+        Returns:
+            ``(B, L, D)`` (or ``(B, 1, D)`` with ``cls_only``).
+        """
+        a = self.self_attn(self.self_attn_layer_norm(x, lengths), lengths, joint=self.joint, dense_mask=dense_mask)
+        keep = drop_path_mask(x.shape[0], self.drop_path, self.training, x)
+        x = x + (a if keep is None else a * keep)
+        h = self.final_layer_norm(x, lengths)
+        g = self.adapter(h, lengths)
+        if cls_only:
+            x, h, g, lengths = x[:, :1], h[:, :1], g[:, :1], (1, 0, 0)
+        upd = self.ffn(h, lengths) + g
+        keep = drop_path_mask(x.shape[0], self.drop_path, self.training, x)
+        return x + (upd if keep is None else upd * keep)

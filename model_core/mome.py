@@ -21,10 +21,13 @@ from torch import nn
 from model_core.config import MODALITIES, MomeConfig
 from model_core.encoder import EncoderLayer
 from model_core.errors import InputShapeError
-from model_core.multiway import Multiway, Segments, multiway_modules
+from model_core.multiway import Lengths, Multiway, multiway_modules, split_segments
 from model_core.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
+
+Segments = list[torch.Tensor | None]
+"""Per-modality token segments ``[A (CLS+DCE), B (DWI), C (T2)]``, ``(B, L_w, D)`` or ``None``."""
 
 TRAINABLE_MARKERS: tuple[str, ...] = (
     "beit3.dce_embed.", "beit3.dwi_embed.", "beit3.t2_embed.", "beit3.encoder.embed_positions.",
@@ -172,8 +175,13 @@ class Mome(nn.Module):
             raise InputShapeError(f"{name}: expected (B, {', '.join(map(str, want))}), got {tuple(x.shape)}")
 
     def encode(
-        self, dce: torch.Tensor | None = None, dwi: torch.Tensor | None = None, t2: torch.Tensor | None = None,
-        *, batch_size: int | None = None, dense_mask: bool = False,
+        self,
+        dce: torch.Tensor | None = None,
+        dwi: torch.Tensor | None = None,
+        t2: torch.Tensor | None = None,
+        *,
+        batch_size: int | None = None,
+        dense_mask: bool = False,
     ) -> Segments:
         """Tokenize and run the per-modality layers ``0 .. split_layers-1``.
 
@@ -182,9 +190,23 @@ class Mome(nn.Module):
             batch_size: needed only when every input is ``None``.
             dense_mask: benchmark reference path (dense block-diagonal mask).
         Returns:
-            ``[dce_segment (B, 1 + N_dce, D) (CLS first; CLS alone without DCE), dwi (B, N_dwi, D) | None,
-            t2 (B, N_t2, D) | None]``. Each segment depends only on its own modality.
+            ``[A (B, 1 + N_dce, D) (CLS first; CLS alone without DCE), B (B, N_dwi, D) | None,
+            C (B, N_t2, D) | None]``. Each segment depends only on its own modality.
         """
+        x, lengths = self.embed(dce, dwi, t2, batch_size=batch_size)
+        for layer in self.beit3.encoder.layers[: self.cfg.split_layers]:
+            x = layer(x, lengths, dense_mask=dense_mask)
+        return split_segments(x, lengths)
+
+    def embed(
+        self,
+        dce: torch.Tensor | None = None,
+        dwi: torch.Tensor | None = None,
+        t2: torch.Tensor | None = None,
+        *,
+        batch_size: int | None = None,
+    ) -> tuple[torch.Tensor, Lengths]:
+        """Tokens plus position embeddings, ``(B, L, D)`` laid out ``[CLS+DCE | DWI | T2]``, and lengths."""
         inputs = {"dce": dce, "dwi": dwi, "t2": t2}
         batches = set()
         for name, x in inputs.items():
@@ -195,47 +217,75 @@ class Mome(nn.Module):
             raise InputShapeError(f"inputs disagree on batch size: {sorted(batches)}")
         b = batches.pop() if batches else (batch_size or 1)
         pos = self.beit3.encoder.embed_positions
-        cls = self.beit3.dce_embed.cls_token.expand(b, -1, -1)  # type: ignore[union-attr]
+        parts = [self.beit3.dce_embed.cls_token.expand(b, -1, -1)]  # type: ignore[union-attr]
         if dce is not None:
-            seg_a = torch.cat([cls, self.beit3.dce_embed(dce)], dim=1)
-        else:
-            seg_a = cls
-        seg_a = seg_a + pos.A.weight[1 : 1 + seg_a.shape[1]]
-        segs: Segments = [seg_a, None, None]
+            parts.append(self.beit3.dce_embed(dce))
+        seg_a = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        segs = [seg_a + pos.A.weight[1 : 1 + seg_a.shape[1]]]
         if dwi is not None:
-            segs[1] = self.beit3.dwi_embed(dwi) + pos.B.weight
+            segs.append(self.beit3.dwi_embed(dwi) + pos.B.weight)
         if t2 is not None:
-            segs[2] = self.beit3.t2_embed(t2) + pos.C.weight
-        for layer in self.beit3.encoder.layers[: self.cfg.split_layers]:
-            segs = layer(segs, dense_mask=dense_mask)
-        return segs
+            segs.append(self.beit3.t2_embed(t2) + pos.C.weight)
+        lengths: Lengths = (seg_a.shape[1], 0 if dwi is None else pos.B.weight.shape[0],
+                            0 if t2 is None else pos.C.weight.shape[0])
+        return torch.cat(segs, dim=1), lengths
 
     def fuse(self, segments: Segments, *, dense_mask: bool = False) -> torch.Tensor:
-        """Run the fusion layers on cached segments and the head.
+        """Run the fusion layers on cached segments, then the head.
 
         Args:
-            segments: output of :meth:`encode` (any entry may be set to ``None`` to drop that modality,
-                except the DCE/CLS segment; pass the CLS-only segment for "no DCE").
+            segments: output of :meth:`encode`; set an entry to ``None`` to drop that modality. The first
+                (CLS) segment is required: the CLS-only segment of ``encode(batch_size=B)`` means "no DCE".
         Returns:
             logits ``(B, num_classes)``.
         """
-        if segments[0] is None:
-            raise InputShapeError("the first segment (CLS, with or without DCE) is required")
-        segs = list(segments)
-        for layer in self.beit3.encoder.layers[self.cfg.split_layers :]:
-            segs = layer(segs, dense_mask=dense_mask)
-        return self.head(self.fc_norm(segs[0][:, 0]))  # type: ignore[index]
+        x, lengths = _join(segments)
+        layers = list(self.beit3.encoder.layers[self.cfg.split_layers :])
+        for i, layer in enumerate(layers):
+            x = layer(x, lengths, dense_mask=dense_mask, cls_only=i == len(layers) - 1)
+        return self.head(self.fc_norm(x[:, 0]))
 
     def forward(  # type: ignore[override]
-        self, dce: torch.Tensor | None = None, dwi: torch.Tensor | None = None, t2: torch.Tensor | None = None,
-        *, batch_size: int | None = None, dense_mask: bool = False,
+        self,
+        dce: torch.Tensor | None = None,
+        dwi: torch.Tensor | None = None,
+        t2: torch.Tensor | None = None,
+        *,
+        batch_size: int | None = None,
+        dense_mask: bool = False,
     ) -> torch.Tensor:
         """Logits ``(B, num_classes)`` for any subset of modalities (``None`` = absent)."""
         return self.fuse(self.encode(dce, dwi, t2, batch_size=batch_size, dense_mask=dense_mask),
                          dense_mask=dense_mask)
 
+    @torch.no_grad()
+    def layer_outputs(
+        self, dce: torch.Tensor | None = None, dwi: torch.Tensor | None = None, t2: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Every intermediate for inspection and parity tests: ``encoder_input`` and ``layerNN_out``
+        ``(B, L, D)``, ``layerNN_adapter_out`` ``(B, L, D)``, ``cls_after_fc_norm`` ``(B, D)``, ``logits``."""
+        x, lengths = self.embed(dce, dwi, t2)
+        out = {"encoder_input": x}
+        for i, layer in enumerate(self.beit3.encoder.layers):
+            h = layer.final_layer_norm(x + layer.self_attn(layer.self_attn_layer_norm(x, lengths), lengths,
+                                                            joint=layer.joint), lengths)
+            out[f"layer{i:02d}_adapter_out"] = layer.adapter(h, lengths)
+            x = layer(x, lengths)
+            out[f"layer{i:02d}_out"] = x
+        out["cls_after_fc_norm"] = self.fc_norm(x[:, 0])
+        out["logits"] = self.head(out["cls_after_fc_norm"])
+        return out
+
     def iter_layers(self) -> Iterator[EncoderLayer]:
         yield from self.beit3.encoder.layers  # type: ignore[misc]
+
+
+def _join(segments: Segments) -> tuple[torch.Tensor, Lengths]:
+    if segments[0] is None:
+        raise InputShapeError("the first segment (CLS, with or without DCE) is required")
+    present = [s for s in segments if s is not None]
+    lengths: Lengths = tuple(0 if s is None else s.shape[1] for s in segments)  # type: ignore[assignment]
+    return (torch.cat(present, dim=1) if len(present) > 1 else present[0]), lengths
 
 
 def modality_inputs(batch: Mapping[str, torch.Tensor | None]) -> dict[str, torch.Tensor | None]:

@@ -1,12 +1,13 @@
 """Multiway (A/B/C) containers: one copy of a module per modality branch.
 
-A = DCE (incl. CLS), B = DWI, C = T2 (MOME_SPEC §4). The sequence is held as a list of three segments
-``[seg_A, seg_B, seg_C]``, each ``(B, L_w, D)`` or ``None`` when that modality is absent; a multiway
+A = DCE (incl. CLS), B = DWI, C = T2 (MOME_SPEC §4). The token sequence is one tensor ``(B, L, D)`` laid
+out ``[A | B | C]`` with segment lengths ``(L_A, L_B, L_C)`` (0 for an absent modality); a multiway
 module applies branch ``w`` to segment ``w``.
 
 Frozen copies that are equal (the normal case after BEiT-3 initialisation) are stored once: ``B`` and
-``C`` are then the very same module object as ``A`` ("tied"). ``state_dict()`` still lists the
-authors' ``.A.``/``.B.``/``.C.`` keys (sharing storage); ``parameters()`` yields each tensor once.
+``C`` are then the very same module object as ``A`` ("tied") and the module runs once over the whole
+sequence. ``state_dict()`` still lists the authors' ``.A.``/``.B.``/``.C.`` keys (sharing storage);
+``parameters()`` yields each tensor once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from torch import nn
 
 BRANCHES: tuple[str, str, str] = ("A", "B", "C")
 
-Segments = list[torch.Tensor | None]
+Lengths = tuple[int, int, int]
+
+
+def split_segments(x: torch.Tensor, lengths: Sequence[int]) -> list[torch.Tensor | None]:
+    """Views of the three segments of ``x`` ``(B, L, ...)`` (``None`` for zero-length ones)."""
+    out: list[torch.Tensor | None] = []
+    off = 0
+    for n in lengths:
+        out.append(x.narrow(1, off, n) if n else None)
+        off += n
+    return out
 
 
 class Multiway(nn.Module):
@@ -60,15 +71,19 @@ class Multiway(nn.Module):
         if self.C is self.A or self.C is self.B:
             self.C = copy.deepcopy(self.A)
 
-    def forward(self, segments: Sequence[torch.Tensor | None]) -> Segments:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, lengths: Lengths) -> torch.Tensor:  # type: ignore[override]
         """Apply each branch to its segment.
 
         Args:
-            segments: three tensors ``(B, L_w, D)`` or ``None``.
+            x: ``(B, L, D_in)`` with ``L = sum(lengths)``.
+            lengths: ``(L_A, L_B, L_C)``.
         Returns:
-            three tensors ``(B, L_w, D_out)`` or ``None`` where the input was ``None``.
+            ``(B, L, D_out)``.
         """
-        return [None if s is None else self.branch(i)(s) for i, s in enumerate(segments)]
+        if self.is_tied:
+            return self.A(x)
+        parts = [self.branch(i)(s) for i, s in enumerate(split_segments(x, lengths)) if s is not None]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 def multiway_modules(model: nn.Module) -> list[tuple[str, Multiway]]:

@@ -57,8 +57,12 @@ class Tokenizer(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Args: x ``(B, C, X, Y, Z)``. Returns patch tokens ``(B, N, D)`` (no CLS)."""
+        """Args: x ``(B, C, X, Y, Z)``. Returns patch tokens ``(B, N, D)`` (no CLS).
+
+        Runs channels-last (oneDNN's fast 3-D convolution layout); the final permute is then a view.
+        """
+        x = x.contiguous(memory_format=torch.channels_last_3d)
         for idx in (0, 3, 6):
             x = _instance_norm_relu(self.stem[idx](x), self.eps)
         x = self.stem[9](x)
-        return x.flatten(2).transpose(1, 2)
+        return x.permute(0, 2, 3, 4, 1).reshape(x.shape[0], -1, x.shape[1])
