@@ -13,6 +13,8 @@ import logging
 import os
 import pickle
 import re
+import struct
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,10 @@ log = logging.getLogger(__name__)
 
 SAFE_GLOBALS: tuple[Any, ...] = (argparse.Namespace,)
 """The only non-tensor classes a ``.pth`` may contain (training scripts store their ``args``)."""
+
+_READ_ERRORS = (RuntimeError, OSError, EOFError, ValueError, AttributeError, TypeError, IndexError, KeyError,
+                struct.error, zipfile.BadZipFile, UnicodeDecodeError, MemoryError)
+"""What torch.load raises on damaged (but not malicious) files."""
 
 _WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict")
 
@@ -53,7 +59,7 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
             f"{p}: refused: loading it would need unpickling code or classes outside the allow-list "
             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
-    except (RuntimeError, OSError, EOFError, ValueError, AttributeError, TypeError) as exc:
+    except _READ_ERRORS as exc:
         raise CheckpointError(f"{p}: not a readable torch checkpoint ({exc.__class__.__name__}: {exc})") from exc
 
 
@@ -181,7 +187,6 @@ def load_beit3_pretrained(model: Mome, sd_or_path: Mapping[str, torch.Tensor] | 
         a :class:`LoadReport` naming what was loaded, what starts fresh and what was discarded.
     """
     sd, source = _load_any(sd_or_path)
-    model.tie_frozen()
     target = model.state_dict(keep_vars=True)
     mapping: dict[str, str] = {}
     discarded: list[str] = []
@@ -198,6 +203,8 @@ def load_beit3_pretrained(model: Mome, sd_or_path: Mapping[str, torch.Tensor] | 
               for k in mapping if k in target and sd[mapping[k]].shape != target[k].shape]
     if missing or unexpected or shapes:
         raise CheckpointError(_format_problems(f"{source} (BEiT-3 import)", missing, unexpected, shapes))
+    model.tie_frozen()
+    target = model.state_dict(keep_vars=True)
     with torch.no_grad():
         for k in frozen_a:
             target[k].copy_(sd[mapping[k]].to(target[k].dtype))
