@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 
 from tests.model_core.io.fuzzlib import failures, fuzz  # noqa: E402
 
-FORMATS = ["nii", "nii.gz", "nrrd", "mha", "dicom"]
+FORMATS = ["nii", "nii.gz", "nrrd", "mha", "dicom", "mha-unchecked"]
 log = logging.getLogger("fuzz_readers")
 
 

@@ -26,8 +26,10 @@ from typing import Any
 def _limit_memory(limit: int) -> None:
     if limit <= 0:
         return
-    import resource
-
+    try:
+        import resource  # POSIX only; elsewhere the child simply runs without an address-space cap
+    except ImportError:
+        return
     try:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError) as exc:

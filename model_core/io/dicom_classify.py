@@ -12,7 +12,8 @@ Rules, applied in this order to usable series (header data only; every outcome i
    pre-contrast image, the rest are post-contrast.
 4. DCE, several single-phase series: those named like DCE ("dyn", "dce", "vibrant", "thrive", "twist",
    "phase N", "pre", "post", "+C", "gad", "contrast") or carrying ContrastBolusAgent, ordered by acquisition
-   time (then series number). The latest non-contrast one before the first contrast-enhanced one is "pre".
+   time (then series number). "pre" is the latest series named pre-contrast before the first one named
+   post-contrast, else the earliest (ContrastBolusAgent is often set on every phase, so it does not decide).
 5. Subtraction series ("sub", ImageType SUBTRACT) are used as ready subtraction images only when no
    original phases exist (``dce_is_subtraction``).
 6. T2: a "T2"/"STIR"/"TIRM"/"HASTE"/"SSFSE" description, else long TE (>= 60 ms) and TR (>= 1500 ms).
@@ -156,26 +157,29 @@ class _Classifier:
                     s, "dce", f"subtraction image {i + 1} of {len(ordered)} (ordered by time)", phase=i
                 )
             return []
-        first_post = next((i for i, s in enumerate(ordered) if _is_post(s)), None)
-        if first_post is None or first_post == 0 or len(ordered) < 2:
-            why = (
-                "no contrast-enhanced series"
-                if first_post is None
-                else "no pre-contrast series before the first"
-            )
+        named_pre = [i for i, s in enumerate(ordered) if PRE_TEXT.search(_text(s))]
+        first_named_post = next(
+            (i for i, s in enumerate(ordered) if POST_TEXT.search(_text(s))), len(ordered)
+        )
+        before = [i for i in named_pre if i < first_named_post]
+        pre_idx = before[-1] if before else 0
+        rule = "named pre-contrast" if before else "earliest DCE-like series taken as pre-contrast"
+        problem = ""
+        if len(ordered) - pre_idx < 2:
+            problem = "no post-contrast series after the pre-contrast one"
+        elif POST_TEXT.search(_text(ordered[pre_idx])):
+            problem = "the earliest series is named post-contrast: no pre-contrast image"
+        if problem:
             for s in ordered:
-                self.decide(s, "ignored", f"DCE-like single phase, but {why} enhanced one; not a DCE set")
+                self.decide(s, "ignored", f"DCE-like single phase, but {problem}; not a DCE set")
             return []
-        pre_idx = first_post - 1
-        used = [ordered[pre_idx], *ordered[first_post:]]
+        used = ordered[pre_idx:]
         self.out.dce = [Assignment(s, s.volumes[0]) for s in used]
         for s in ordered[:pre_idx]:
-            self.decide(
-                s, "ignored", "an earlier non-contrast series; the latest one before contrast is 'pre'"
-            )
+            self.decide(s, "ignored", "an earlier series; the latest one named pre-contrast is used")
         for i, s in enumerate(used):
-            what = "pre-contrast" if i == 0 else f"post-contrast phase {i}"
-            self.decide(s, "dce", f"{what} (single-phase series ordered by acquisition time)", phase=i)
+            what = f"pre-contrast ({rule})" if i == 0 else f"post-contrast phase {i}"
+            self.decide(s, "dce", f"{what}; single-phase series ordered by acquisition time", phase=i)
         return []
 
     def single_role(self, series: list[SeriesInfo], role: str, why: str) -> Assignment | None:

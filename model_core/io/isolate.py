@@ -16,14 +16,13 @@ import atexit
 import json
 import logging
 import os
-import selectors
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -63,7 +62,8 @@ class _Worker:
             start_new_session=True,
             close_fds=True,
         )
-        self._buf = b""
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        threading.Thread(target=self._pump, name="mome-sitk-pump", daemon=True).start()
         self._next_id = 0
         line = self._readline(_START_TIMEOUT_S)
         if line is None or not json.loads(line).get("ready"):
@@ -85,25 +85,22 @@ class _Worker:
         except (OSError, ValueError):
             return ""
 
-    def _readline(self, timeout: float) -> bytes | None:
-        """One line from the child; None on EOF. Raises TimeoutError."""
+    def _pump(self) -> None:
+        """Reader thread: forward the child's stdout lines to the queue; ``None`` marks EOF."""
         assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._buf:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                if not sel.select(left):
-                    continue
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    return None
-                self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
-        return line
+        try:
+            for line in iter(self.proc.stdout.readline, b""):
+                self._lines.put(line.rstrip(b"\n"))
+        except (OSError, ValueError):
+            pass
+        self._lines.put(None)
+
+    def _readline(self, timeout: float) -> bytes | None:
+        """One line from the child; None on EOF. Raises TimeoutError (portable: no select on pipes)."""
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty as exc:
+            raise TimeoutError from exc
 
     def request(
         self, path: Path, imageio: str, size: tuple[int, int, int], timeout: float

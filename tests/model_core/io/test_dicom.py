@@ -199,3 +199,19 @@ def test_dicomdir_and_outside_links_ignored(tmp_path: Path) -> None:
     study = read_study(study_dir)
     assert study.t2 is not None and study.t2.meta["series_description"] == "Ax T2"
     assert len(study.decisions) == 1
+
+
+def test_identically_named_phase_series_ordered_by_time(tmp_path: Path) -> None:
+    """Siemens-style: one series per phase, same description, contrast tag on every phase: earliest is pre."""
+    for p in (3, 0, 5, 1, 4, 2):
+        write_series(
+            tmp_path,
+            BASE + 100 * p,
+            description="t1_fl3d_tra_dynaViews",
+            series_number=10 + (p * 7) % 6,
+            extra={"AcquisitionTime": f"12{p:02d}00", "ContrastBolusAgent": "Gd"},
+        )
+    study = read_study(tmp_path)
+    assert len(study.dce) == 6
+    assert np.allclose(np.diff([float(v.data.mean()) for v in study.dce]), 100.0)
+    assert "earliest" in next(d.reason for d in study.decisions if d.detail.get("phase") == 0)

@@ -17,7 +17,7 @@ import pytest
 
 from tests.model_core.io.fuzzlib import failures, fuzz, summary
 
-FORMATS = ["nii", "nii.gz", "nrrd", "mha", "dicom"]
+FORMATS = ["nii", "nii.gz", "nrrd", "mha", "dicom", "mha-unchecked"]
 
 
 @pytest.fixture(autouse=True)
