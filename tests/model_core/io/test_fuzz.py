@@ -1,7 +1,8 @@
 """Seeded fuzzing: mutated/truncated NIfTI, NRRD, MetaImage and DICOM inputs never escape the contract.
 
 Every case ends as a valid volume (float32, finite, valid affine, shape = what the mutated header declares)
-or a ``StudyReadError``; the test process never dies (SimpleITK runs in the isolated child). The in-suite
+or a ``StudyReadError``; the test process never dies (SimpleITK runs in the isolated child; the
+``mha-unchecked`` set feeds mutated headers straight to that child, where some kill it). The in-suite
 run uses 300 cases per format; ``-m slow`` (or ``MOME_SLOW=1``) runs 3,000, as does
 ``scripts/fuzz_readers.py``, which prints the outcome counts.
 """
