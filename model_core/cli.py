@@ -1,0 +1,112 @@
+"""The ``mome`` command line: ``bench``, ``convert``, ``phantom``, ``demo`` (and more as they land).
+
+Logging goes to stderr; machine-readable results (JSON) go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("model_core")
+
+
+def _emit(obj: Any, out: str | None) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False)
+    if out:
+        Path(out).write_text(text + "\n")
+        log.info("wrote %s", out)
+    sys.stdout.write(text + "\n")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from model_core.bench import bench_forward
+
+    report: dict[str, Any] = {}
+    args.what = args.what or ["forward"]
+    unknown = set(args.what) - {"forward", "preprocess"}
+    if unknown:
+        log.error("unknown benchmark(s) %s; choose from forward, preprocess", sorted(unknown))
+        return 2
+    if "forward" in args.what:
+        report.update(bench_forward(
+            args.preset, args.dtypes.split(","), args.attention.split(","), args.threads, args.repeats,
+            args.device, force_bf16=args.force_bf16, progress=lambda s: log.info("bench forward: %s", s),
+        ))
+    if "preprocess" in args.what:
+        import torch
+
+        from model_core.config import MomeConfig
+        from model_core.preprocess_bench import bench_preprocess
+
+        torch.set_num_threads(args.threads)
+        log.info("bench preprocess (paper-size study, %s canvases)", args.preset)
+        report["preprocess"] = bench_preprocess(args.repeats, MomeConfig.preset(args.preset).sizes)
+    _emit(report, args.json)
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from model_core.checkpoint import convert_official
+    from model_core.config import MomeConfig
+
+    base = MomeConfig.from_dict(json.loads(Path(args.config).read_text())) if args.config \
+        else MomeConfig.preset(args.preset)
+    report = convert_official(args.src, args.dst, base, args.num_heads)
+    _emit({"source": args.src, "weights": args.dst, "loaded": len(report.loaded),
+           "tied_modules": len(report.tied), "untied_modules": len(report.untied)}, None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mome", description="MOME for multiparametric breast MRI "
+                                     "(research use only; not for clinical decisions).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("bench", help="speed and memory benchmarks (JSON on stdout)")
+    b.add_argument("what", nargs="*", help="forward and/or preprocess (default: forward)")
+    b.add_argument("--preset", default="base", help="model preset: base (paper), demo, fixture, tiny")
+    b.add_argument("--dtypes", default="fp32,bf16", help="comma list of fp32,bf16")
+    b.add_argument("--attention", default="segment,dense", help="comma list of segment,dense")
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--repeats", type=int, default=3, help="timed runs per case (median reported)")
+    b.add_argument("--device", default="cpu", help="cpu or cuda")
+    b.add_argument("--force-bf16", action="store_true", help="run bf16 even on a CPU without bf16 units")
+    b.add_argument("--json", help="also write the report to this file")
+    b.set_defaults(func=_cmd_bench)
+
+    c = sub.add_parser("convert", help="the authors' .pth -> native safetensors + model card")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.add_argument("--preset", default="base", help="config preset giving canvas sizes and heads (default base)")
+    c.add_argument("--config", help="JSON MomeConfig instead of a preset")
+    c.add_argument("--num-heads", type=int, help="attention heads (cannot be read from shapes)")
+    c.set_defaults(func=_cmd_convert)
+
+    from model_core.phantom.cli import add_subparser as add_phantom
+
+    add_phantom(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from model_core.errors import MomeError
+
+    try:
+        return int(args.func(args))
+    except MomeError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
