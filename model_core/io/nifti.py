@@ -2,7 +2,8 @@
 
 Order of checks (no voxel is read before all header checks pass):
 
-1. nibabel parses the header (its own checks: sizeof_hdr, magic, datatype, ...).
+1. Header extensions are bounded (<= 8 MiB, esize chain inside vox_offset) before nibabel reads them;
+   then nibabel parses the header (its own checks: sizeof_hdr, magic, datatype, ...).
 2. Shape: 3-D, or 4-D with phases/b-values on the 4th axis (trailing singleton axes dropped); every spatial
    axis in ``[min_dim, max_dim]``; ``prod(shape) * 4 <= ReadLimits.max_bytes``.
 3. Data type: real numbers only (no complex, no RGB).
@@ -22,6 +23,7 @@ moved first), RAS affine, ``meta`` with ``format``, ``reorientation``, ``qform_c
 
 from __future__ import annotations
 
+import gzip
 import logging
 import math
 import os
@@ -49,11 +51,57 @@ logger = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _NIB_ERRORS = (HeaderDataError, ImageFileError)
+MAX_EXTENSION_BYTES = 8 << 20
+"""Largest total of NIfTI header extensions accepted (nibabel reads every extension into memory)."""
 
 
 def is_nifti_path(path: str | os.PathLike[str]) -> bool:
     """True for names ending in ``.nii`` or ``.nii.gz`` (case-insensitive)."""
     return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def _check_extensions(path: Path) -> None:
+    """Bound the header extensions before nibabel reads them (a small .nii.gz can declare gigabytes).
+
+    Reads the fixed header and at most ``MAX_EXTENSION_BYTES``; walks the ``esize`` chain. Headers this
+    cannot interpret (unknown sizeof_hdr) are left to nibabel, which refuses them.
+    """
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(544)
+        for order in ("<", ">"):
+            sizeof = int(np.frombuffer(head[:4], dtype=order + "i4")[0]) if len(head) >= 4 else 0
+            if sizeof in (348, 540):
+                break
+        else:
+            return
+        if len(head) < sizeof + 4 or head[sizeof] == 0:
+            return  # no extension flag: nibabel reads no extension
+        if sizeof == 348:
+            offset = float(np.frombuffer(head[108:112], dtype=order + "f4")[0])
+        else:
+            offset = float(np.frombuffer(head[168:176], dtype=order + "i8")[0])
+        room = offset - (sizeof + 4)
+        if not math.isfinite(offset) or room > MAX_EXTENSION_BYTES:
+            raise StudyReadError(
+                path,
+                f"header extensions up to vox_offset {offset:.6g} exceed the "
+                f"{MAX_EXTENSION_BYTES >> 20} MiB limit",
+            )
+        if room < 16:
+            return
+        f.seek(sizeof + 4)
+        region = f.read(int(room))
+    pos = 0
+    while pos + 16 <= len(region):
+        esize = int(np.frombuffer(region[pos : pos + 4], dtype=order + "i4")[0])
+        if esize < 16 or pos + esize > room:
+            raise StudyReadError(
+                path,
+                f"header extension at byte {sizeof + 4 + pos} has size {esize}, which "
+                f"overruns vox_offset {offset:.0f}",
+            )
+        pos += esize
 
 
 def _choose_affine(path: Path, img: Any) -> tuple[np.ndarray, dict[str, Any]]:
@@ -96,6 +144,7 @@ def inspect_nifti(
     if not is_nifti_path(p):
         raise StudyReadError(p, "not a NIfTI file name (.nii or .nii.gz)")
     with reading(p, "cannot parse NIfTI header", _NIB_ERRORS):
+        _check_extensions(p)
         img = nib.load(p)
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise StudyReadError(p, f"not a NIfTI image (nibabel read a {type(img).__name__})")

@@ -157,3 +157,29 @@ def test_unknown_or_missing(tmp_path: Path) -> None:
         read_volume(tmp_path / "a.txt")
     with pytest.raises(StudyReadError, match="no such file"):
         read_volume(tmp_path / "missing.nii")
+
+
+@pytest.mark.parametrize(
+    ("vox_offset", "esize", "match"),
+    [(200_000_352, 16, "exceed the 8 MiB limit"), (368, 200_000_000, "overruns vox_offset")],
+)
+def test_extension_bomb_refused_before_nibabel_reads_it(
+    tmp_path: Path, vox_offset: int, esize: int, match: str
+) -> None:
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape((6, 7, 5))
+    hdr.set_data_dtype(np.int16)
+    hdr.set_sform(AFF, code=1)
+    hdr["vox_offset"] = vox_offset
+    ext = b"\x01\0\0\0" + np.int32(esize).tobytes() + np.int32(0).tobytes() + b"\0" * 8
+    path = tmp_path / "ext.nii.gz"
+    path.write_bytes(gzip.compress(hdr.binaryblock + ext + b"\0" * 4096))
+    with pytest.raises(StudyReadError, match=match):
+        read_nifti(path)
+
+
+def test_small_extension_accepted(tmp_path: Path) -> None:
+    img = nib.Nifti1Image(canonical_phantom(), AFF)
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment padded" * 4))
+    nib.save(img, tmp_path / "c.nii.gz")
+    assert read_nifti(tmp_path / "c.nii.gz").data.shape == (6, 7, 5)
