@@ -72,8 +72,12 @@ def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5, budget_s: float
         while size > 256 and 2 * size**3 * (repeats + 1) / probe > budget_s:
             size //= 2
         a, b = torch.randn(size, size, dtype=dt), torch.randn(size, size, dtype=dt)
-        a @ b
-        med = statistics.median(_median_time(lambda a=a, b=b: a @ b, repeats))
+
+        def mm(a: torch.Tensor = a, b: torch.Tensor = b) -> torch.Tensor:
+            return a @ b
+
+        mm()
+        med = statistics.median(_median_time(mm, repeats))
         out[f"{name}_gflops"] = round(2 * size**3 / med / 1e9, 1)
         out[f"{name}_matrix"] = size
     return out

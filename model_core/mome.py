@@ -266,7 +266,7 @@ class Mome(nn.Module):
         ``(B, L, D)``, ``layerNN_adapter_out`` ``(B, L, D)``, ``cls_after_fc_norm`` ``(B, D)``, ``logits``."""
         x, lengths = self.embed(dce, dwi, t2)
         out = {"encoder_input": x}
-        for i, layer in enumerate(self.beit3.encoder.layers):
+        for i, layer in enumerate(self.iter_layers()):
             h = layer.final_layer_norm(x + layer.self_attn(layer.self_attn_layer_norm(x, lengths), lengths,
                                                             joint=layer.joint), lengths)
             out[f"layer{i:02d}_adapter_out"] = layer.adapter(h, lengths)
