@@ -110,3 +110,12 @@ def test_bad_file_raises_study_read_error_from_callable(tmp_path: Path) -> None:
     assert reader is not None  # the hook only sniffs names; reading reports the problem
     with pytest.raises(StudyReadError, match="broken.nii"):
         reader(str(path))
+
+
+def test_4d_file_is_one_4d_layer(tmp_path: Path) -> None:
+    data = np.stack([canonical_phantom() + 10 * t for t in range(3)], axis=-1)
+    path = write_nifti(tmp_path / "dce4d.nii.gz", data, AFF)
+    ((arr, kwargs, _),) = napari_get_reader(str(path))(str(path))
+    assert arr.shape == (3, 5, 7, 6) and len(kwargs["scale"]) == 4 and kwargs["scale"][0] == 1.0
+    vol = volume_from_layer(arr, kwargs["metadata"])
+    assert np.array_equal(vol.data[2], data[..., 2])
