@@ -7,6 +7,7 @@ Schema (JSON object; every key optional except that at least one of dce / dwi / 
       "study_id": "case-001",                       # non-identifying label (default: folder name)
       "dce": ["pre.nii.gz", "post1.nii.gz", ...],   # pre-contrast first, then post phases in time order
           # or {"phases": [...]}                     # same as the list form
+          # or {"pre": "pre.nii.gz", "post": [...]}  # same again (with "phases" too, they must agree)
           # or {"subtraction": ["sub1.nii.gz", ...]} # ready subtraction images (post - pre), in order
           # or {"file": "dce4d.nii.gz", "subtraction": false}   # one 4-D file, phases on the 4th axis
       "dwi": {"0": "dwi_b0.nii.gz", "800": "dwi_b800.nii.gz"},  # b-value (s/mm^2) -> file
@@ -96,6 +97,14 @@ def _split_channels(vol: Volume, key: str, values: list[Any]) -> list[Volume]:
 def _dce(man: Path, spec: Any, read: VolumeReader, limits: ReadLimits) -> tuple[list[Volume], bool]:
     if isinstance(spec, list):
         spec = {"phases": spec}
+    if isinstance(spec, dict) and ("pre" in spec or "post" in spec):
+        post = spec.get("post")
+        if "pre" not in spec or not isinstance(post, list):
+            raise StudyReadError(man, "dce: 'pre' needs 'post' (a list), and the other way round")
+        derived = [spec["pre"], *post]
+        if "phases" in spec and spec["phases"] != derived:
+            raise StudyReadError(man, "dce: 'phases' and 'pre' + 'post' name different files")
+        spec = {**spec, "phases": derived}
     if not isinstance(spec, dict) or len({"phases", "subtraction", "file"} & set(spec)) == 0:
         raise StudyReadError(
             man, "dce: expected a list, {'phases': [...]}, {'subtraction': [...]} or {'file': ...}"

@@ -70,6 +70,10 @@ def test_manifest_subtraction_and_4d_forms(tmp_path: Path) -> None:
     study = read_study(tmp_path)
     assert len(study.dce) == 6 and np.array_equal(study.dce[5].data, phases[..., 5])
     assert sorted(study.dwi) == [0.0, 1000.0]
+    _manifest(tmp_path, {"dce": {"pre": "dce_0.nii.gz", "post": ["dce_1.nii.gz", "dce_3.nii.gz"]}})
+    assert [float(v.data.mean()) for v in read_study(tmp_path).dce] == pytest.approx(
+        [float(canonical_phantom().mean()) + d for d in (0, 100, 300)], abs=1e-3
+    )
     _manifest(tmp_path, {"dce": {"subtraction": ["dce_1.nii.gz", "dce_2.nii.gz"]}})
     study = read_study(tmp_path)
     assert study.dce_is_subtraction and len(study.dce) == 2
@@ -88,6 +92,11 @@ def test_manifest_subtraction_and_4d_forms(tmp_path: Path) -> None:
         ({"dce": ["dce_0.nii.gz"]}, "at least one post-contrast"),
         ({"dwi": {"high": "dwi_b800.nii.gz"}}, "not a number"),
         ({"dce": ["dce_0.nii.gz", "dwi_b800.nii.gz"]}, "DCE phases must share one grid"),
+        ({"dce": {"pre": "dce_0.nii.gz"}}, "'pre' needs 'post'"),
+        (
+            {"dce": {"pre": "dce_0.nii.gz", "post": ["dce_1.nii.gz"], "phases": ["dce_0.nii.gz"]}},
+            "disagree|different",
+        ),
     ],
 )
 def test_manifest_errors(tmp_path: Path, doc: dict, match: str) -> None:
