@@ -261,3 +261,12 @@ def test_mask_on_permuted_grid(study: Study) -> None:
     box = bm.crop_box(vol.affine, shape)
     box_p = bm.crop_box(perm, (shape[1], shape[0], shape[2]))
     assert box_p == ((box[0][1], box[0][0], box[0][2]), (box[1][1], box[1][0], box[1][2]))
+
+
+def test_bench_preprocess_smoke(study: Study) -> None:
+    """The benchmark runs end to end on a small study (no timing assertions)."""
+    from model_core.preprocess_bench import bench_preprocess
+
+    r = bench_preprocess(repeats=1, sizes=SIZES, study=study)
+    assert {"total_exact", "total_fast", "cpu_total_exact", "prep_mask"} <= set(r["median_s"])
+    json.dumps(r)
