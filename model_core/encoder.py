@@ -76,6 +76,17 @@ class MultiwayAttention(nn.Module):
         self.out_proj = Multiway(lambda: nn.Linear(dim, dim), tied)
         self.inner_attn_ln = Multiway(lambda: nn.LayerNorm(dim, eps=eps), tied)
 
+    def _qkv(self, h: torch.Tensor, lengths: Lengths) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v ``(B, L, D)``; one fused matmul when the three projections are tied."""
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        if all(p.is_tied for p in projs):
+            lin = [p.A for p in projs]
+            w = torch.cat([m.weight for m in lin])  # type: ignore[misc]
+            b = torch.cat([m.bias for m in lin])  # type: ignore[misc]
+            q, k, v = F.linear(h, w, b).chunk(3, dim=-1)
+            return q, k, v
+        return projs[0](h, lengths), projs[1](h, lengths), projs[2](h, lengths)
+
     def forward(self, h: torch.Tensor, lengths: Lengths, joint: bool, dense_mask: bool = False) -> torch.Tensor:
         """Args:
             h: normalised sequence ``(B, L, D)``.
@@ -87,9 +98,7 @@ class MultiwayAttention(nn.Module):
             ``(B, L, D)``.
         """
         heads = self.num_heads
-        q = _split_heads(self.q_proj(h, lengths), heads)
-        k = _split_heads(self.k_proj(h, lengths), heads)
-        v = _split_heads(self.v_proj(h, lengths), heads)
+        q, k, v = (_split_heads(t, heads) for t in self._qkv(h, lengths))
         if joint or dense_mask or sum(1 for n in lengths if n) == 1:
             mask = None if joint else block_diagonal_mask(lengths, q.device)
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)

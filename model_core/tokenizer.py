@@ -13,15 +13,17 @@ from torch import nn
 
 
 def _instance_norm_relu(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """InstanceNorm3d (no affine, biased variance) followed by ReLU.
+    """InstanceNorm3d (no affine, biased variance) followed by ReLU; ``x`` is ``(B, C, X, Y, Z)``.
 
-    When no gradient is needed the normalisation runs in place to halve the peak memory of the large
-    early feature maps (the DCE conv1 output is 400 MB at paper size).
+    With one sample, instance norm is exactly batch norm in training mode without running statistics,
+    whose channels-last kernel is ~3x faster on CPU than the instance-norm path; the ReLU then runs in
+    place when no gradient is recorded.
     """
-    if torch.is_grad_enabled() and x.requires_grad:
-        return F.relu(F.instance_norm(x, eps=eps))
-    var, mean = torch.var_mean(x, dim=(2, 3, 4), keepdim=True, correction=0)
-    return x.sub_(mean).mul_(torch.rsqrt(var.add_(eps))).relu_()
+    if x.shape[0] == 1:
+        y = F.batch_norm(x, None, None, training=True, eps=eps)
+    else:
+        y = F.instance_norm(x, eps=eps)
+    return F.relu(y) if torch.is_grad_enabled() and y.requires_grad else y.relu_()
 
 
 class Tokenizer(nn.Module):
