@@ -159,9 +159,9 @@ def sample_anatomy(rng: np.random.Generator, truth: CaseTruth) -> AnatomyParams:
         bias_coef=tuple(float(v) for v in rng.uniform(-1, 1, 6)),
         fgt_adc=float(1.9 + 0.12 * rng.standard_normal()),
     )
-    # threshold on a fixed 5 mm point lattice inside the FGT region (independent of any sequence grid)
-    probe = Axes(np.arange(-180.0, 181.0, 5.0), np.arange(-20.0, 116.0, 5.0), np.arange(-70.0, 71.0, 5.0),
-                 (5.0, 5.0, 5.0))  # fmt: skip
+    # threshold on a fixed 6 mm point lattice inside the FGT region (independent of any sequence grid)
+    probe = Axes(np.arange(-180.0, 181.0, 6.0), np.arange(-20.0, 116.0, 6.0), np.arange(-70.0, 71.0, 6.0),
+                 (6.0, 6.0, 6.0))  # fmt: skip
     bx, by, bz = probe.bx(), probe.by(), probe.bz()
     d_breast = anat.breast_distance_grid(bx, by, bz, 0.0)
     region = anat.fgt_region(d_breast, bx, by, 1e-3) > 0.5
@@ -171,13 +171,14 @@ def sample_anatomy(rng: np.random.Generator, truth: CaseTruth) -> AnatomyParams:
     return anat
 
 
-def tissue_fractions(anat: AnatomyParams, axes: Axes) -> dict[str, np.ndarray]:
+def tissue_fractions(anat: AnatomyParams, axes: Axes, with_bpe: bool = True) -> dict[str, np.ndarray]:
     """Partial-volume fractions of every normal tissue on ``axes``.
 
     Returns:
         ``fat``, ``fgt``, ``skin`` (float32 ``(I, J, K)``), ``muscle``, ``body``, ``lung``, ``heart``
         (float32 ``(I, J, 1)``), ``soft`` (fat + fgt, where a lesion may sit) and ``bpe`` (FGT enhancement
-        modulation, ``(I, J, K)``, mean ~1). Fractions sum to <= 1; the rest is air.
+        modulation, ``(I, J, K)``, mean ~1; all ones unless ``with_bpe``). Fractions sum to <= 1; the
+        rest is air.
     """
     w = axes.edge_width
     bx, by, bz = anat.to_body(axes)
@@ -225,7 +226,8 @@ def tissue_fractions(anat: AnatomyParams, axes: Axes) -> dict[str, np.ndarray]:
         fgt[:, lo:hi] = 1.0 / (1.0 + np.exp(score))
         fgt[:, lo:hi] *= anat.fgt_region(d_breast[:, lo:hi], bx, by[:, lo:hi], w)
         fgt[:, lo:hi] *= soft[:, lo:hi]
-        bpe[:, lo:hi] = np.clip(1.0 + 0.55 * anat.bpe_field.sample(sub) + 0.25 * fine, 0.1, 2.5)
+        if with_bpe:
+            bpe[:, lo:hi] = np.clip(1.0 + 0.55 * anat.bpe_field.sample(sub) + 0.25 * fine, 0.1, 2.5)
     return {
         "fat": (soft - fgt).astype(np.float32, copy=False),
         "fgt": fgt,

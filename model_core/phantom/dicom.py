@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from model_core.phantom.generate import PhantomCase
 from model_core.study import Volume
@@ -193,9 +193,9 @@ def write_series(
         ds.PixelData = np.ascontiguousarray(pix[::-1, ::-1, k].T).tobytes()
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = sop
+        meta.MediaStorageSOPInstanceUID = UID(sop)
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = IMPLEMENTATION_UID
+        meta.ImplementationClassUID = UID(IMPLEMENTATION_UID)
         ds.file_meta = meta
         ds.save_as(folder / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
     for key in spec.tags:

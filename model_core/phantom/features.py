@@ -56,11 +56,26 @@ def _box(mask: Volume, target: Volume) -> tuple[slice, ...] | None:
     thi = np.minimum(np.ceil(t[:3].max(1)) + 2, target.spatial_shape).astype(int)
     if np.any(thi <= tlo):
         return None
-    return tuple(slice(int(a), int(b)) for a, b in zip(tlo, thi, strict=False))
+    return tuple(slice(int(a), int(b)) for a, b in zip(tlo, thi, strict=True))
 
 
 def _wmean(x: np.ndarray, w: np.ndarray) -> float:
     return float((x * w).sum() / max(float(w.sum()), 1e-6))
+
+
+def lesion_weights(mask: Volume, target: Volume, power: float = 2.0) -> np.ndarray:
+    """Weights on ``target`` emphasising voxels fully inside the lesion: ``mask_weights ** power``.
+
+    A lesion smaller than ``target``'s voxels may miss every voxel centre; then the voxel nearest to
+    the mask's world centroid gets weight 1.
+    """
+    w = mask_weights(mask, target)
+    if float(w.max()) < 0.25 and (mask.data > 0).any():
+        centre = mask.affine[:3, :3] @ np.argwhere(mask.data > 0).mean(0) + mask.affine[:3, 3]
+        ijk = np.round(np.linalg.inv(target.affine) @ np.r_[centre, 1.0])[:3].astype(int)
+        ijk = np.clip(ijk, 0, np.asarray(target.spatial_shape) - 1)
+        w[tuple(ijk)] = 1.0
+    return w**power
 
 
 def lesion_features(study: Study, mask: Volume, times_s: tuple[float, ...] | None = None) -> dict[str, float]:
@@ -89,12 +104,12 @@ def lesion_features(study: Study, mask: Volume, times_s: tuple[float, ...] | Non
             out["dce_rim"] = 1.0
     if len(study.dwi) >= 2:
         b_lo, b_hi = min(study.dwi), max(study.dwi)
-        w = mask_weights(mask, study.dwi[b_hi]) ** 2
+        w = lesion_weights(mask, study.dwi[b_hi])
         s0, sb = _wmean(study.dwi[b_lo].data, w), _wmean(study.dwi[b_hi].data, w)
         out["dwi_low_adc"] = -np.log(max(s0, 1e-6) / max(sb, 1e-6)) / ((b_hi - b_lo) * 1e-3)
     if study.t2 is not None:
         t2 = study.t2.data
-        w = mask_weights(mask, study.t2) ** 2
+        w = lesion_weights(mask, study.t2)
         tissue = t2[t2 > 0.2 * np.percentile(t2, 99)]
         out["t2_dark"] = -float(np.log(max(_wmean(t2, w), 1e-6) / max(float(np.median(tissue)), 1e-6)))
     return out

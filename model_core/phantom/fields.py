@@ -69,10 +69,10 @@ class Axes:
     def subsampled(self, factors: tuple[int, int, int]) -> Axes:
         """Axes of the same box with each voxel split into ``factors`` sub-voxels (for supersampling)."""
         out = []
-        for c, s, m in zip((self.x, self.y, self.z), self.spacing, factors, strict=False):
+        for c, s, m in zip((self.x, self.y, self.z), self.spacing, factors, strict=True):
             sub = s * ((np.arange(m) + 0.5) / m - 0.5)
             out.append((c[:, None] + sub[None, :]).ravel())
-        spacing = tuple(s / m for s, m in zip(self.spacing, factors, strict=False))
+        spacing = tuple(s / m for s, m in zip(self.spacing, factors, strict=True))
         return Axes(out[0], out[1], out[2], spacing)  # type: ignore[arg-type]
 
 
@@ -92,9 +92,9 @@ def ellipsoid_distance(us: list[np.ndarray], semi: list[float]) -> np.ndarray:
     ``(1 - r) / |grad r|`` with ``r = sqrt(sum (u_a / a_a)^2)``: exact on the surface, a smooth positive
     proxy inside. ``us`` are broadcastable local coordinates (mm), ``semi`` the semi-axes (mm).
     """
-    r2 = np.float32(0.0)
-    g2 = np.float32(0.0)
-    for u, a in zip(us, semi, strict=False):
+    r2: np.ndarray = np.zeros((), dtype=np.float32)
+    g2: np.ndarray = np.zeros((), dtype=np.float32)
+    for u, a in zip(us, semi, strict=True):
         q = (np.asarray(u, dtype=np.float32) * np.float32(1.0 / a)) ** 2
         r2 = r2 + q
         g2 = g2 + q * np.float32(1.0 / a**2)
@@ -128,7 +128,7 @@ class GaussianField:
         self.sigma = float(sigma_mm)
         self.nodes = [
             np.arange(a - 2 * sigma_mm, b + 2 * sigma_mm + lattice_mm, lattice_mm, dtype=np.float64)
-            for a, b in zip(lo, hi, strict=False)
+            for a, b in zip(lo, hi, strict=True)
         ]
         shape = tuple(len(n) for n in self.nodes)
         self.coef = rng.standard_normal(shape)

@@ -36,7 +36,8 @@ class PhantomCase:
     Attributes:
         study: the images (``dce = [pre, post1..postN]``, ``dwi = {b: Volume}``, ``t2``, optional ``t1``)
             and clinical info (BI-RADS, age, BPE, field strength; never the diagnosis).
-        mask: lesion mask, float32 {0, 1} on the DCE grid (voxels at least half inside the lesion).
+        mask: lesion mask, float32 {0, 1} on the DCE grid (voxels at least half inside the lesion; never
+            empty, see :func:`lesion_mask`).
         truth: every label and latent lesion attribute.
         site: the site profile used.
         seed: the generator seed; ``generate_study(seed, site.name, scale=scale)`` reproduces the case.
@@ -97,6 +98,15 @@ def grid_affine(spec: GridSpec, centre_world: np.ndarray) -> np.ndarray:
     return aff
 
 
+def lesion_mask(fraction: np.ndarray) -> np.ndarray:
+    """Binary float32 mask from lesion partial volumes: voxels at least half inside the lesion, or the
+    single most-covered voxel when the lesion is smaller than half a voxel everywhere (never empty)."""
+    mask = (fraction >= 0.5).astype(np.float32)
+    if not mask.any() and fraction.max() > 0:
+        mask[np.unravel_index(int(np.argmax(fraction)), fraction.shape)] = 1.0
+    return mask
+
+
 class _Renderer:
     """Caches tissue maps per grid so sequences sharing a grid (T1/T2) compute them once."""
 
@@ -104,11 +114,15 @@ class _Renderer:
         self.anat, self.lesion = anat, lesion
         self._cache: dict[bytes, dict[str, np.ndarray]] = {}
 
-    def maps(self, affine: np.ndarray, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
-        key = affine.tobytes() + np.asarray(shape).tobytes()
+    def maps(
+        self, affine: np.ndarray, shape: tuple[int, int, int], dce: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Tissue + lesion maps; ``dce`` adds the enhancement fields (BPE, lesion heterogeneity)."""
+        key = affine.tobytes() + np.asarray(shape).tobytes() + bytes([dce])
         if key not in self._cache:
             axes = Axes.from_affine(affine, shape)
-            self._cache[key] = combine_lesion(tissue_fractions(self.anat, axes), self.lesion.maps(axes))
+            tissues = tissue_fractions(self.anat, axes, with_bpe=dce)
+            self._cache[key] = combine_lesion(tissues, self.lesion.maps(axes, with_hetero=dce))
         return self._cache[key]
 
 
@@ -155,7 +169,7 @@ def generate_study(
 
     # DCE
     aff, shape, axes = grid(proto.dce)
-    maps = render.maps(aff, shape)
+    maps = render.maps(aff, shape, dce=True)
     bias = anat.bias(axes, prof.bias_amplitude)
     clean = dce_images(maps, truth, params, prof.post_times_s, prof.dce_fat_sat)
     times = (0.0, *prof.post_times_s)
@@ -164,7 +178,7 @@ def generate_study(
             series_description="DCE pre" if p == 0 else f"DCE post{p}")
         for p, img in enumerate(clean)
     ]  # fmt: skip
-    mask = vol((maps["lesion"] >= 0.5).astype(np.float32), aff, role="mask")
+    mask = vol(lesion_mask(maps["lesion"]), aff, role="mask")
     # DWI
     aff, shape, axes = grid(proto.dwi)
     bias = anat.bias(axes, prof.bias_amplitude)

@@ -82,7 +82,7 @@ class LesionGeometry:
     def box(self, axes: Axes, margin_mm: float = 2.0) -> tuple[slice, slice, slice] | None:
         """Index box of ``axes`` holding the lesion (None when it lies outside the grid)."""
         out = []
-        for c, coords, s in zip(self.centre, (axes.x, axes.y, axes.z), axes.spacing, strict=False):
+        for c, coords, s in zip(self.centre, (axes.x, axes.y, axes.z), axes.spacing, strict=True):
             r = self.extent_mm + margin_mm + s
             sel = np.nonzero(np.abs(coords - c) <= r)[0]
             if sel.size == 0:
@@ -90,12 +90,12 @@ class LesionGeometry:
             out.append(slice(int(sel[0]), int(sel[-1]) + 1))
         return out[0], out[1], out[2]
 
-    def maps(self, axes: Axes) -> dict[str, np.ndarray]:
+    def maps(self, axes: Axes, with_hetero: bool = True) -> dict[str, np.ndarray]:
         """Lesion partial volumes on ``axes``.
 
         Returns:
             ``lesion`` (whole lesion) and ``core`` fractions and ``hetero`` (the unit-variance field inside
-            the lesion box, 0 elsewhere), all float32 ``(I, J, K)``.
+            the lesion box, 0 elsewhere or without ``with_hetero``), all float32 ``(I, J, K)``.
         """
         lesion = np.zeros(axes.shape, np.float32)
         core = np.zeros(axes.shape, np.float32)
@@ -120,7 +120,7 @@ class LesionGeometry:
         blocks = (shp[0], factors[0], shp[1], factors[1], shp[2], factors[2])
         lesion[box] = inside.reshape(blocks).mean(axis=(1, 3, 5))
         core[box] = inner.reshape(blocks).mean(axis=(1, 3, 5))
-        if self.hetero is not None:
+        if with_hetero and self.hetero is not None:
             hetero[box] = self.hetero.sample(sub)
         return {"lesion": lesion, "core": core, "hetero": hetero}
 

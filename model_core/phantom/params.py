@@ -48,23 +48,23 @@ class LesionClass:
 
 BENIGN = LesionClass(
     diameter_median_mm=12.0, diameter_sigma_log=0.45,
-    shape_p=(0.25, 0.42, 0.24, 0.09),
-    pattern_p=(0.62, 0.32, 0.06),
-    kinetic_p=(0.55, 0.30, 0.15),
-    peak_median=0.95, peak_sigma_log=0.40,
+    shape_p=(0.27, 0.45, 0.21, 0.07),
+    pattern_p=(0.64, 0.31, 0.05),
+    kinetic_p=(0.58, 0.29, 0.13),
+    peak_median=0.90, peak_sigma_log=0.40,
     tau_median_s=80.0, tau_sigma_log=0.45,
     adc_mean=1.42, adc_sd=0.26,
-    t2_median=1.50, t2_sigma_log=0.30,
+    t2_median=1.50, t2_sigma_log=0.28,
 )  # fmt: skip
 
 MALIGNANT = LesionClass(
     diameter_median_mm=17.0, diameter_sigma_log=0.45,
-    shape_p=(0.10, 0.17, 0.41, 0.32),
-    pattern_p=(0.25, 0.55, 0.20),
-    kinetic_p=(0.17, 0.35, 0.48),
-    peak_median=1.35, peak_sigma_log=0.38,
+    shape_p=(0.08, 0.14, 0.42, 0.36),
+    pattern_p=(0.24, 0.55, 0.21),
+    kinetic_p=(0.15, 0.35, 0.50),
+    peak_median=1.40, peak_sigma_log=0.38,
     tau_median_s=55.0, tau_sigma_log=0.45,
-    adc_mean=1.05, adc_sd=0.22,
+    adc_mean=1.04, adc_sd=0.22,
     t2_median=1.00, t2_sigma_log=0.27,
 )  # fmt: skip
 

@@ -64,6 +64,19 @@ def report(x: np.ndarray, rows: list[dict[str, Any]]) -> dict[str, Any]:
                 res[subset] = round(cv_logistic_auroc(x[sel][:, cols], y[sel]), 3)
         out[f"logistic_cv_auroc_{label}"] = res
     out["birads4_n"] = int(sum(r["birads"] == "4" for r in rows))
+    # subtype / response signals among cancers (higher = more TNBC / more pCR)
+    mal = y == 1
+    tnbc = np.array([r["tnbc"] for r in rows])[mal]
+    pcr = np.array([r["pcr"] == 1 for r in rows])[mal]
+    col = {k: x[mal][:, names.index(k)] for k in names}
+    out["tnbc_auroc_among_malignant"] = {
+        "dce_rim": round(auroc(tnbc, col["dce_rim"]), 3),
+        "t2_bright": round(auroc(tnbc, -col["t2_dark"]), 3),
+    }
+    out["pcr_auroc_among_malignant"] = {
+        "dce_initial_rise": round(auroc(pcr, col["dce_initial_rise"]), 3),
+        "dwi_low_adc": round(auroc(pcr, col["dwi_low_adc"]), 3),
+    }
     return out
 
 

@@ -42,12 +42,12 @@ class GridSpec:
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
         shape = tuple(max(4, int(round(n * scale))) for n in self.shape)
-        spacing = tuple(s * n / m for s, n, m in zip(self.spacing, self.shape, shape, strict=False))
+        spacing = tuple(s * n / m for s, n, m in zip(self.spacing, self.shape, shape, strict=True))
         return replace(self, shape=shape, spacing=spacing)  # type: ignore[arg-type]
 
     @property
     def fov_mm(self) -> Vec3:
-        return tuple(n * s for n, s in zip(self.shape, self.spacing, strict=False))  # type: ignore[return-value]
+        return tuple(n * s for n, s in zip(self.shape, self.spacing, strict=True))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

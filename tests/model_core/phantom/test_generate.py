@@ -31,7 +31,9 @@ def test_same_seed_is_bitwise_identical() -> None:
         assert x.dtype == y.dtype == np.float32
         assert x.tobytes() == y.tobytes()
     assert a.truth == b.truth
-    assert all(np.array_equal(u.affine, v.affine) for u, v in zip(a.study.dce or [], b.study.dce or [], strict=True))
+    assert all(
+        np.array_equal(u.affine, v.affine) for u, v in zip(a.study.dce or [], b.study.dce or [], strict=True)
+    )
 
 
 def test_different_seed_or_site_differs() -> None:
@@ -71,8 +73,16 @@ def test_site_protocol(cases: dict[str, PhantomCase], name: str) -> None:
 
 
 def test_site_constants() -> None:
-    assert (SITES["ds1"].n_post, SITES["ds1"].b_values, SITES["ds1"].field_strengths) == (6, (0.0, 1000.0), (1.5,))
-    assert (SITES["ds2"].n_post, SITES["ds2"].b_values, SITES["ds2"].field_strengths) == (5, (0.0, 800.0), (1.5, 3.0))
+    assert (SITES["ds1"].n_post, SITES["ds1"].b_values, SITES["ds1"].field_strengths) == (
+        6,
+        (0.0, 1000.0),
+        (1.5,),
+    )
+    assert (SITES["ds2"].n_post, SITES["ds2"].b_values, SITES["ds2"].field_strengths) == (
+        5,
+        (0.0, 800.0),
+        (1.5, 3.0),
+    )
     assert SITES["ds3"].n_post == 6 and max(SITES["ds3"].b_values) in (800.0, 1000.0)
     # ds2 mixes field strengths; the protocol also changes the DCE matrix
     fields = {sample_truth(np.random.default_rng(s), SITES["ds2"], PARAMS).field_strength for s in range(40)}
@@ -103,7 +113,11 @@ def test_geometry_conventions(cases: dict[str, PhantomCase]) -> None:
 def test_demo_scale_matrices() -> None:
     truth = sample_truth(np.random.default_rng(case_streams(0, SITES["ds1"])[0]), SITES["ds1"], PARAMS)
     proto = SITES["ds1"].protocols[truth.protocol_index]
-    assert proto.dce.shape == (144, 112, 48) and proto.dwi.shape == (72, 56, 16) and proto.t2.shape == (144, 112, 32)
+    assert (
+        proto.dce.shape == (144, 112, 48)
+        and proto.dwi.shape == (72, 56, 16)
+        and proto.t2.shape == (144, 112, 32)
+    )
     assert 340 <= proto.dce.fov_mm[0] <= 380
 
 
@@ -124,3 +138,14 @@ def test_mask_and_lesion_truth(cases: dict[str, PhantomCase]) -> None:
         assert case.labels()["malignant"] == int(case.truth.malignant)
         assert case.study.clinical.birads == case.truth.birads
         assert "malignant" not in case.study.clinical.extra  # the diagnosis never leaks into clinical info
+
+
+def test_mask_never_empty_for_small_lesions() -> None:
+    prof = SITES["ds1"]
+    diam = {s: sample_truth(np.random.default_rng(case_streams(s, prof)[0]), prof, PARAMS).lesion.diameter_mm
+            for s in range(300)}  # fmt: skip
+    seeds = [s for s, d in diam.items() if d <= 6.0][:2]
+    assert seeds
+    for seed in seeds:
+        case = generate_study(seed, "ds1", scale=0.3, with_t1=False)  # 12 x 12 x 10 mm DCE voxels
+        assert case.mask.data.sum() >= 1

@@ -82,11 +82,15 @@ def test_label_distributions_large_sample(truths: list[CaseTruth]) -> None:
     # TNBC looks different: rim enhancement and brighter T2 than other cancers
     tn = [t for t in mal if t.tnbc]
     other = [t for t in mal if not t.tnbc]
-    assert np.mean([t.lesion.pattern == "rim" for t in tn]) > np.mean([t.lesion.pattern == "rim" for t in other])
+    assert np.mean([t.lesion.pattern == "rim" for t in tn]) > np.mean(
+        [t.lesion.pattern == "rim" for t in other]
+    )
     assert np.median([t.lesion.t2_ratio for t in tn]) > np.median([t.lesion.t2_ratio for t in other])
 
 
-@pytest.mark.parametrize("feature", ["dce_washout", "dce_initial_rise", "dce_irregularity", "dwi_low_adc", "t2_dark"])
+@pytest.mark.parametrize(
+    "feature", ["dce_washout", "dce_initial_rise", "dce_irregularity", "dwi_low_adc", "t2_dark"]
+)
 def test_each_modality_is_informative_but_not_perfect(cohort: dict[str, Any], feature: str) -> None:
     y = np.array([r["malignant"] for r in cohort["rows"]])
     score = np.nan_to_num(cohort["x"][:, list(FEATURES).index(feature)])

@@ -15,11 +15,11 @@ from scipy.ndimage import label
 
 from model_core.phantom import PhantomCase, generate_study, write_case
 from model_core.phantom.dicom import _uid
+from model_core.phantom.generate import case_streams
 from model_core.phantom.params import PARAMS
 from model_core.phantom.sequences import curve
 from model_core.phantom.sites import SITES
 from model_core.phantom.truth import sample_truth
-from model_core.phantom.generate import case_streams
 
 SCALE = 0.8
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -80,7 +80,9 @@ def _expected(case: PhantomCase) -> dict[str, float]:
     les, site, tis = case.truth.lesion, case.site, PARAMS.tissues
     dce = tis.table("dce_fs" if site.dce_fat_sat else "dce")
     t2 = tis.table("t2_fs" if site.t2_fat_sat else "t2")
-    e_last = curve(site.post_times_s[-1], les.peak_enhancement, les.uptake_tau_s, les.late_slope, PARAMS.kinetics)
+    e_last = curve(
+        site.post_times_s[-1], les.peak_enhancement, les.uptake_tau_s, les.late_slope, PARAMS.kinetics
+    )
     return {
         "rel_enh": tis.enhancement_ref * e_last / dce["lesion"],
         "t2_over_pre": les.t2_ratio * t2["fgt"] / dce["lesion"],
