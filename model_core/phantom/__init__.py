@@ -39,9 +39,11 @@ Generative model (per study; all parameters in :mod:`model_core.phantom.params`,
    The lesion mask (DCE grid) overlays the lesion in every sequence because all are rendered from the
    same world-space objects.
 
-Evidence split (``python -m model_core.phantom.separability``): on ``ds1``, single hand features give
-AUROCs of ~0.70-0.84 (DCE), ~0.8 (DWI ADC), ~0.76 (T2 ratio); a logistic model on all of them beats the
-DCE-only one by ~0.05 AUROC (and by more inside BI-RADS 4).
+Evidence split (``python -m model_core.phantom.separability``; 200 cases, hand features inside the
+true mask, 5-fold logistic). ds1 at demo scale: single features AUROC 0.84 (DCE washout), 0.88
+(initial rise), 0.84 (shape irregularity), 0.89 (DWI ADC), 0.74 (T2 ratio); logistic on the DCE features
+0.93, on all 0.95 (BI-RADS 4 only: 0.86 -> 0.90). Scale 0.6: ds1 0.94 -> 0.96, ds2 0.88 -> 0.93,
+ds3 0.90 -> 0.93. Latent (noise-free attributes) bound on ds1: DCE 0.955, all 0.986.
 """
 
 from __future__ import annotations
