@@ -38,7 +38,8 @@ def test_manifest_validates_and_imports() -> None:
 
 def test_wheel_contains_manifest_and_both_packages(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(REPO)],
         capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
