@@ -63,6 +63,34 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from model_core.demo import run_demo
+
+    out = args.out or tempfile.mkdtemp(prefix="mome-demo-")
+    bar = _progress_logger("demo")
+    result, _ = run_demo(out, seed=args.seed, tta=args.tta, explain=not args.no_explain, ig_steps=args.ig_steps,
+                         weights=args.weights, preset=args.preset, scale=args.scale, progress=bar,
+                         device=args.device, dtype=args.dtype, threads=args.threads, audit_log=args.audit)
+    _emit(result.to_dict(), None)
+    log.info("outputs in %s", out)
+    return 0
+
+
+def _progress_logger(what: str) -> Any:
+    """A progress callback that logs each stage once and every 10 %."""
+    state = {"stage": "", "pct": -1}
+
+    def progress(done: int, total: int, stage: str) -> None:
+        pct = 100 * done // max(total, 1)
+        if stage != state["stage"] or pct // 10 != state["pct"] // 10:
+            log.info("%s: %s (%d/%d, %d%%)", what, stage, done, total, pct)
+            state.update(stage=stage, pct=pct)
+
+    return progress
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mome", description="MOME for multiparametric breast MRI "
                                      "(research use only; not for clinical decisions).")
@@ -89,9 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--num-heads", type=int, help="attention heads (cannot be read from shapes)")
     c.set_defaults(func=_cmd_convert)
 
+    d = sub.add_parser("demo", help="a synthetic study through the whole pipeline (result JSON on stdout)")
+    d.add_argument("--out", help="output folder for result.json and saliency NIfTIs (default: a new temp dir)")
+    d.add_argument("--seed", type=int, default=None, help="phantom seed (default: the demo case)")
+    d.add_argument("--tta", default="none", choices=("none", "interactive", "full"), help="test-time augmentation")
+    d.add_argument("--no-explain", action="store_true", help="skip integrated-gradients saliency")
+    d.add_argument("--ig-steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    d.add_argument("--weights", help="a native model (.safetensors + card) instead of the demo weights")
+    d.add_argument("--preset", default="demo", help="config of the untrained fallback network (default demo)")
+    d.add_argument("--scale", type=float, default=1.0, help="phantom matrix scale (1 = demo resolution)")
+    d.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    d.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
+    d.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    d.add_argument("--audit", help="append an audit line (JSONL) to this file")
+    d.set_defaults(func=_cmd_demo)
+
     from model_core.phantom.cli import add_subparser as add_phantom
 
     add_phantom(sub)
+    from model_core.train.cli import add_subparser as add_train
+
+    add_train(sub)
     return parser
 
 

@@ -1,0 +1,200 @@
+"""The training loop: batch 1, gradient accumulation, per-epoch cosine step, best-validation checkpoint.
+
+One epoch (MOME_SPEC §11): the training cases in a seeded random order (the same on every process; with
+``W`` processes each takes every ``W``-th, the order padded by wrap-around to a multiple of ``W``); per
+case one augmented forward/backward with ``loss / accumulation``; an optimizer step (after summing the
+gradients over processes) every ``accumulation / W`` local cases; leftover gradients carried into the
+next epoch or stepped (``epoch_end``); the scheduler stepped; validation AUROC on centred inputs; the
+model saved as ``best.safetensors`` when ``val_auroc >= best`` (ties go to the later epoch); the
+resumable state and ``history.json`` written (rank 0 writes every file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model_core.config import MODALITIES
+from model_core.mome import Mome
+from model_core.native import ModelCard, save_native
+from model_core.train import ddp
+from model_core.train.data import CaseDataset
+from model_core.train.metrics import auroc
+from model_core.train.options import TrainError, TrainOptions
+from model_core.train.recipe import loss_fn, trainable_parameters
+from model_core.train.state import Progress, save_state
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "train_state.pt"
+BEST_FILE = "best.safetensors"
+HISTORY_FILE = "history.json"
+
+
+def _seed_int(*words: int) -> int:
+    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1, dtype=np.uint32)[0])
+
+
+def epoch_order(n: int, seed: int, epoch: int, world: int = 1) -> np.ndarray:
+    """The epoch's case order ``(ceil(n / world) * world,)``: a seeded permutation padded by wrap-around."""
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    pad = (-n) % world
+    return np.concatenate([perm, perm[:pad]]) if pad else perm
+
+
+@torch.no_grad()
+def predict(model: Mome, ds: CaseDataset, dist: ddp.DistInfo | None = None,
+            modalities: Sequence[str] = MODALITIES, progress: bool = False, desc: str = "validate") -> np.ndarray:
+    """Class-1 probabilities ``(N,)`` on centred inputs (eval mode; cases split over processes)."""
+    dist = dist or ddp.DistInfo()
+    was_training = model.training
+    model.eval()
+    scores = torch.zeros(len(ds), dtype=torch.float64)
+    mine = range(dist.rank, len(ds), dist.world_size)
+    for i in _bar(mine, progress and dist.is_main, desc):
+        logits = model(**ds.eval_item(i, modalities))
+        scores[i] = torch.softmax(logits.double(), dim=1)[0, 1]
+    ddp.allreduce_sum_(scores, dist)
+    model.train(was_training)
+    return scores.numpy()
+
+
+def _bar(it: Any, enabled: bool, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(it, desc=desc, unit="case", file=sys.stderr, disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :meth:`Trainer.fit` (``model`` holds the last epoch's weights)."""
+
+    model: Mome
+    progress: Progress
+    finished: bool
+    best_path: Path | None
+
+
+class Trainer:
+    """Runs epochs on one process of a (possibly data-parallel) job. See the module docstring.
+
+    Args:
+        model, optimizer, scheduler: built by :mod:`model_core.train.recipe` (or restored).
+        train_ds, val_ds: cached datasets; validation must hold both classes.
+        opts: the recipe.
+        weight: class weights ``(2,)`` or ``None``.
+        out_dir: where rank 0 writes ``best.safetensors`` (+ card), ``train_state.pt``, ``history.json``.
+        make_card: builds the card of a new best model from the progress.
+        state_key: saved in the state; a resume must present the same key.
+    """
+
+    def __init__(self, model: Mome, optimizer: torch.optim.Optimizer, scheduler: Any, train_ds: CaseDataset,
+                 val_ds: CaseDataset, opts: TrainOptions, weight: torch.Tensor | None, out_dir: Path,
+                 dist: ddp.DistInfo, make_card: Callable[[Progress], ModelCard], state_key: dict[str, Any],
+                 frozen_backbone: bool, progress_bars: bool = True, extra: dict[str, Any] | None = None) -> None:
+        if opts.accumulation % dist.world_size:
+            raise TrainError(f"accumulation {opts.accumulation} must be a multiple of the {dist.world_size} processes")
+        if len(np.unique(val_ds.labels)) < 2:
+            raise TrainError("the validation set needs both classes (AUROC selects the checkpoint)")
+        if len(train_ds) == 0:
+            raise TrainError("empty training set")
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.train_ds, self.val_ds, self.opts, self.weight = train_ds, val_ds, opts, weight
+        self.out_dir, self.dist, self.make_card = out_dir, dist, make_card
+        self.state_key, self.frozen_backbone, self.bars = state_key, frozen_backbone, progress_bars
+        self.extra = extra or {}
+        self.params = trainable_parameters(model)
+        self.local_accum = opts.accumulation // dist.world_size
+
+    # ---------------------------------------------------------------------------------------------
+    def _step(self) -> None:
+        ddp.allreduce_grads([p for _, p in self.params], self.dist)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over the training set; returns the history fields of the epoch."""
+        opts, dist, model = self.opts, self.dist, self.model
+        model.train()
+        order = epoch_order(len(self.train_ds), opts.seed, epoch, dist.world_size)[dist.rank :: dist.world_size]
+        rng = np.random.default_rng([opts.seed, epoch, dist.rank, 1])
+        torch.manual_seed(_seed_int(opts.seed, epoch, dist.rank, 2))
+        lr = self.optimizer.param_groups[0]["lr"]
+        total = torch.zeros(2, dtype=torch.float64)
+        steps = 0
+        t0 = time.perf_counter()
+        bar = _bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}")
+        for i, idx in enumerate(bar):
+            inputs, target = self.train_ds.train_item(int(idx), rng)
+            loss = loss_fn(model(**inputs), target, self.weight)
+            (loss / opts.accumulation).backward()
+            total += torch.tensor([loss.item(), 1.0], dtype=torch.float64)
+            if (i + 1) % self.local_accum == 0:
+                self._step()
+                steps += 1
+            if dist.is_main and i % 8 == 0:
+                bar.set_postfix(loss=f"{total[0].item() / total[1].item():.4f}", lr=f"{lr:.2e}")
+        if len(order) % self.local_accum:
+            if opts.epoch_end == "step":
+                self._step()
+                steps += 1
+            elif dist.active:  # gather the leftovers on rank 0 so that its saved state holds all of them
+                ddp.allreduce_grads([p for _, p in self.params], dist)
+                if not dist.is_main:
+                    self.optimizer.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - t0
+        ddp.allreduce_sum_(total, dist)
+        return {"epoch": epoch + 1, "lr": lr, "train_loss": total[0].item() / total[1].item(),
+                "train_samples": int(total[1].item()), "optimizer_steps": steps,
+                "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order), 1)}
+
+    def carried(self) -> dict[str, torch.Tensor]:
+        return {n: p.grad.detach().clone() for n, p in self.params if p.grad is not None}
+
+    def fit(self, progress: Progress) -> TrainResult:
+        """Run epochs ``progress.epoch .. epochs-1`` (at most ``stop_after`` of them)."""
+        opts, dist = self.opts, self.dist
+        best_path = self.out_dir / BEST_FILE
+        ran = 0
+        while progress.epoch < opts.epochs:
+            if opts.stop_after is not None and ran >= opts.stop_after:
+                log.info("stopping after %d epoch(s) as asked; resume with --resume", ran)
+                break
+            epoch = progress.epoch
+            row = self.train_epoch(epoch)
+            self.scheduler.step()
+            t0 = time.perf_counter()
+            scores = predict(self.model, self.val_ds, dist, progress=self.bars)
+            val_auc = auroc(self.val_ds.labels, scores)
+            row.update(val_auroc=val_auc, val_seconds=time.perf_counter() - t0,
+                       seconds_per_val_case=(time.perf_counter() - t0) * dist.world_size / len(self.val_ds))
+            improved = bool(val_auc >= progress.best_auroc)
+            row["best"] = improved
+            progress.history.append(row)
+            progress.epoch = epoch + 1
+            if improved:
+                progress.best_auroc, progress.best_epoch = float(val_auc), epoch + 1
+            log.info("epoch %d/%d: loss %.4f, val AUROC %.4f%s (%.0f s train, %.0f s val)", epoch + 1,
+                     opts.epochs, row["train_loss"], val_auc, " (best)" if improved else "",
+                     row["train_seconds"], row["val_seconds"])
+            if dist.is_main:
+                if improved:
+                    dtype = torch.float16 if opts.save_dtype == "float16" else None
+                    save_native(self.model, best_path, self.make_card(progress), dtype=dtype)
+                save_state(self.out_dir / STATE_FILE, model=self.model, optimizer=self.optimizer,
+                           scheduler=self.scheduler, progress=progress, carried=self.carried(),
+                           key=self.state_key, frozen_backbone=self.frozen_backbone, extra=self.extra)
+                (self.out_dir / HISTORY_FILE).write_text(json.dumps(progress.history, indent=1) + "\n")
+            ddp.barrier(dist)
+            ran += 1
+        finished = progress.epoch >= opts.epochs
+        return TrainResult(self.model, progress, finished, best_path if best_path.is_file() else None)

@@ -1,0 +1,163 @@
+"""Options of ``mome train``: tasks, model initialisation and the paper's recipe (MOME_SPEC §11).
+
+Every option object is a frozen dataclass that round-trips through plain JSON types (``to_dict`` /
+``from_dict``), so that it can be stored in a resumable training state and in the model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from model_core.errors import MomeError
+
+ClassWeights = Literal["auto", "none", "balanced"]
+EpochEnd = Literal["carry", "step"]
+InitKind = Literal["scratch", "beit3", "mome"]
+
+
+class TrainError(MomeError, ValueError):
+    """A training run cannot start or continue: bad cohort, labels, options or resume state."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A binary task read from a cohort CSV.
+
+    Attributes:
+        name: ``malignancy``, ``tnbc`` or ``pcr``.
+        label: CSV column holding the 0/1 label (class 1 = positive).
+        malignant_only: keep only rows with ``malignant == 1`` (TNBC subtyping, pCR prediction).
+        weighted: whether ``class_weights="auto"`` uses the balanced (weighted-softmax) loss; the paper
+            weights the loss for TNBC and pCR only.
+    """
+
+    name: str
+    label: str
+    malignant_only: bool
+    weighted: bool
+
+
+TASKS: dict[str, TaskSpec] = {
+    "malignancy": TaskSpec("malignancy", "malignant", False, False),
+    "tnbc": TaskSpec("tnbc", "tnbc", True, True),
+    "pcr": TaskSpec("pcr", "pcr", True, True),
+}
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise TrainError(f"unknown task {name!r}; choose from {sorted(TASKS)}") from None
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """Where the weights come from.
+
+    ``scratch``: the authors' initialisation, every modality with its own copy of every module, all
+    parameters trained. ``beit3``: frozen backbone from a BEiT-3 checkpoint (``path``), the paper's
+    trainable split. ``mome``: a MOME model (native ``.safetensors`` + card, or the authors' ``.pth``)
+    loaded key for key (each modality's branches intact), frozen backbone, head re-initialised only when
+    the class count differs.
+    """
+
+    kind: InitKind = "scratch"
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("scratch", "beit3", "mome"):
+            raise TrainError(f"unknown init kind {self.kind!r}")
+        if (self.kind == "scratch") != (self.path is None):
+            raise TrainError(f"init {self.kind!r} {'takes no' if self.kind == 'scratch' else 'needs a'} path")
+
+    @property
+    def frozen_backbone(self) -> bool:
+        return self.kind != "scratch"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The recipe and run settings.
+
+    Attributes:
+        task: a key of :data:`TASKS`.
+        epochs: number of epochs; also the cosine schedule's ``T_max``.
+        accumulation: samples per optimizer step (batch 1 per forward; loss divided by it). With ``W``
+            data-parallel processes each contributes ``accumulation / W`` samples to a step.
+        lr, min_lr: cosine annealing from ``lr`` to ``min_lr``, stepped once per epoch.
+        betas, eps: Adam.
+        weight_decay: coupled L2 (``torch.optim.Adam(weight_decay=...)``, not AdamW).
+        class_weights: ``auto`` (balanced for TNBC/pCR, none for malignancy, as in the paper), ``none``
+            or ``balanced`` (inverse class frequency of the training set, ``n / (2 n_c)``).
+        epoch_end: gradients of the last ``n mod accumulation`` samples of an epoch: ``carry`` them into
+            the next epoch's first step (the authors' code) or ``step`` on them at once.
+        seed: drives the model init, the sample order, augmentation and drop path.
+        stop_after: stop (resumably) after this many epochs of this invocation; ``None`` = run to the end.
+        save_dtype: dtype of the saved ``best.safetensors`` (``float16`` halves the file).
+    """
+
+    task: str = "malignancy"
+    epochs: int = 100
+    accumulation: int = 32
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 5e-4
+    class_weights: ClassWeights = "auto"
+    epoch_end: EpochEnd = "carry"
+    seed: int = 0
+    stop_after: int | None = None
+    save_dtype: Literal["float32", "float16"] = "float32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        get_task(self.task)
+        if self.epochs < 1 or self.accumulation < 1:
+            raise TrainError(f"epochs ({self.epochs}) and accumulation ({self.accumulation}) must be >= 1")
+        if not 0 < self.min_lr <= self.lr:
+            raise TrainError(f"need 0 < min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        if self.class_weights not in ("auto", "none", "balanced"):
+            raise TrainError(f"class_weights must be auto, none or balanced, got {self.class_weights!r}")
+        if self.epoch_end not in ("carry", "step"):
+            raise TrainError(f"epoch_end must be carry or step, got {self.epoch_end!r}")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise TrainError("stop_after must be >= 1")
+        if self.save_dtype not in ("float32", "float16"):
+            raise TrainError(f"save_dtype must be float32 or float16, got {self.save_dtype!r}")
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return get_task(self.task)
+
+    @property
+    def weighted_loss(self) -> bool:
+        if self.class_weights == "auto":
+            return self.task_spec.weighted
+        return self.class_weights == "balanced"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainOptions:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise TrainError(f"unknown TrainOptions fields: {sorted(unknown)}")
+        kw = dict(d)
+        if "betas" in kw:
+            kw["betas"] = tuple(kw["betas"])
+        return cls(**kw)
+
+    def resume_key(self) -> dict[str, Any]:
+        """The fields that must agree between a run and the state it resumes (all but ``stop_after``)."""
+        d = self.to_dict()
+        d.pop("stop_after")
+        return d

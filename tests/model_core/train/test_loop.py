@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from model_core.config import MomeConfig
+from model_core.native import load_native
+from model_core.train import loop
+from model_core.train.options import TrainError, TrainOptions
+from model_core.train.run import RunSpec, train
+from model_core.train.state import read_state
+
+
+def _spec(cohorts: dict[str, Path], cfg: MomeConfig, out: Path, **kw: object) -> RunSpec:
+    base = dict(train_csvs=(str(cohorts["train"]),), out_dir=str(out), val_csvs=(str(cohorts["val"]),),
+                config=cfg, cache_dir=str(cohorts["cache"]), progress=False)
+    base.update(kw)
+    return RunSpec(**base)  # type: ignore[arg-type]
+
+
+def test_interrupted_and_resumed_run_is_bitwise_identical(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                          tmp_path: Path) -> None:
+    # 8 cases, accumulation 3: two gradients carry across each epoch boundary (and across the resume)
+    opts = TrainOptions(epochs=2, accumulation=3, seed=7)
+    full = train(_spec(cohorts, tiny_cfg, tmp_path / "full"), opts)
+    assert full.finished and len(full.progress.history) == 2
+    part = train(_spec(cohorts, tiny_cfg, tmp_path / "part"), opts.__class__(**{**opts.to_dict(), "betas": opts.betas,
+                                                                              "stop_after": 1}))
+    assert not part.finished and part.progress.epoch == 1
+    state = read_state(tmp_path / "part" / loop.STATE_FILE)
+    assert state["carried_grads"] and state["epoch"] == 1 and state["rng"]["seed"] == 7
+    with pytest.raises(TrainError, match="--resume"):
+        train(_spec(cohorts, tiny_cfg, tmp_path / "part"), opts)
+    with pytest.raises(TrainError, match="cannot resume"):
+        train(_spec(cohorts, tiny_cfg, tmp_path / "part", resume=True), TrainOptions(epochs=2, accumulation=3, seed=8))
+    resumed = train(_spec(cohorts, tiny_cfg, tmp_path / "part", resume=True), opts)
+    assert resumed.finished
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["val_auroc"] for r in full.progress.history] == [r["val_auroc"] for r in resumed.progress.history]
+    fa = load_file(str(tmp_path / "full" / loop.BEST_FILE))
+    fb = load_file(str(tmp_path / "part" / loop.BEST_FILE))
+    assert all(torch.equal(fa[k], fb[k]) for k in fa)
+    model, card = load_native(tmp_path / "part" / loop.BEST_FILE)
+    assert "synthetic phantoms" in card.intended_use and card.training["seed"] == 7
+    assert card.metrics["validation"]["auroc"] == full.progress.best_auroc
+    assert json.loads((tmp_path / "part" / loop.HISTORY_FILE).read_text())[1]["epoch"] == 2
+
+
+def test_ties_go_to_the_later_epoch(cohorts: dict[str, Path], tiny_cfg: MomeConfig, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop, "auroc", lambda y, s: 0.75)
+    res = train(_spec(cohorts, tiny_cfg, tmp_path / "tie"), TrainOptions(epochs=2, accumulation=4, epoch_end="step"))
+    assert res.progress.best_epoch == 2 and [r["best"] for r in res.progress.history] == [True, True]
+    assert res.progress.history[0]["optimizer_steps"] == 2
+
+
+def test_cli_kfold_fold_and_tnbc_guard(cohorts: dict[str, Path], tmp_path: Path) -> None:
+    from model_core.cli import main
+
+    out = tmp_path / "cv"
+    rc = main(["train", "--train-csv", str(cohorts["train"]), str(cohorts["val"]), "--folds", "2", "--fold", "1",
+               "--preset", "tiny", "--epochs", "1", "--accumulation", "2", "--out", str(out), "--cache",
+               str(cohorts["cache"]), "--no-progress", "--threads", "1"])
+    assert rc == 0
+    card = json.loads((out / "best.card.json").read_text())
+    assert card["training"]["folds"] == 2 and card["training"]["n_val"] == 7 and card["training"]["n_train"] == 7
+    assert card["training"]["command"].startswith("mome train")
+    # every malignant phantom here is non-TNBC: a balanced loss cannot be built
+    rc = main(["train", "--task", "tnbc", "--train-csv", str(cohorts["train"]), "--val-csv", str(cohorts["val"]),
+               "--preset", "tiny", "--epochs", "1", "--out", str(tmp_path / "t"), "--cache", str(cohorts["cache"]),
+               "--no-progress"])
+    assert rc == 2
