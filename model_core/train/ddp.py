@@ -12,6 +12,7 @@ Single process (no ``WORLD_SIZE`` or ``WORLD_SIZE=1``): every function here is a
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from model_core.errors import MomeError
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +112,34 @@ def allreduce_grads(params: Sequence[nn.Parameter], info: DistInfo) -> None:
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     for g, v in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):  # type: ignore[arg-type]
         g.copy_(v)  # type: ignore[union-attr]
+
+
+class ReplicaMismatchError(MomeError, RuntimeError):
+    """Data-parallel replicas no longer hold identical weights."""
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of every parameter's bytes, in ``named_parameters`` order."""
+    h = hashlib.sha256()
+    for _, p in model.named_parameters():
+        h.update(p.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_replicas(model: nn.Module, info: DistInfo) -> str:
+    """Verify that every process holds bitwise the same weights; returns the digest.
+
+    Raises:
+        ReplicaMismatchError: the digests differ between processes.
+    """
+    digest = weights_digest(model)
+    if info.active:
+        words = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.int64)
+        lo, hi = words.clone(), words.clone()
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+        if not torch.equal(lo, hi):
+            raise ReplicaMismatchError(f"rank {info.rank}: weights differ between the {info.world_size} processes")
+        if info.is_main:
+            log.info("data parallel: %d replicas bitwise identical (weights sha256 %s)", info.world_size, digest)
+    return digest

@@ -196,5 +196,6 @@ class Trainer:
                 (self.out_dir / HISTORY_FILE).write_text(json.dumps(progress.history, indent=1) + "\n")
             ddp.barrier(dist)
             ran += 1
+        ddp.check_replicas(self.model, dist)
         finished = progress.epoch >= opts.epochs
         return TrainResult(self.model, progress, finished, best_path if best_path.is_file() else None)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from model_core.config import MomeConfig
+from model_core.native import ModelCard, load_native, save_native
+from model_core.train.options import InitSpec
+from model_core.train.recipe import build_model
+
+
+def test_evaluate_model_cli_writes_cis_and_keeps_the_card_valid(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                                 tmp_path: Path) -> None:
+    from model_core.cli import main
+
+    model, _ = build_model(tiny_cfg, InitSpec(), seed=2)
+    weights = tmp_path / "m.safetensors"
+    save_native(model, weights, ModelCard(config={}))
+    rc = main(["evaluate-model", str(weights), "--cohort", f"ds2_test={cohorts['val']}", "--cache",
+               str(cohorts["cache"]), "--bootstrap", "200", "--seed", "4", "--update-card", "--no-progress",
+               "--threads", "1"])
+    assert rc == 0
+    _, card = load_native(weights)  # sha256 still matches: only the card changed
+    m = card.metrics["test"]["ds2_test"]
+    assert m["n"] == 6 and m["sites"] == ["ds2"]
+    for s in ("multiparametric", "dce_only"):
+        assert m[s]["bootstrap_resamples"] == 200 and m[s]["ci_lower"] <= m[s]["auroc"] <= m[s]["ci_upper"]
+    assert card.metrics["test_protocol"]["command"].startswith("mome evaluate-model")
+    assert "--bootstrap 200" in card.metrics["test_protocol"]["command"]
+    rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
+    assert len(rows) == 6 and {"birads", "p_multiparametric", "p_dce_only"} <= set(rows[0])
+    assert json.loads((tmp_path / "eval.json").read_text())["ds2_test"]["n_positive"] == 3
