@@ -80,13 +80,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _progress_logger(what: str) -> Any:
     """A progress callback that logs each stage once and every 10 %."""
-    state = {"stage": "", "pct": -1}
+    last: list[Any] = ["", -1]  # stage, percent
 
     def progress(done: int, total: int, stage: str) -> None:
         pct = 100 * done // max(total, 1)
-        if stage != state["stage"] or pct // 10 != state["pct"] // 10:
+        if stage != last[0] or pct // 10 != last[1] // 10:
             log.info("%s: %s (%d/%d, %d%%)", what, stage, done, total, pct)
-            state.update(stage=stage, pct=pct)
+            last[:] = [stage, pct]
 
     return progress
 
