@@ -197,6 +197,10 @@ def _main(argv: Sequence[str]) -> int:
         res: dict[str, Any] = matmul_gflops(int(payload["threads"]))
     elif kind == "forward":
         res = run_forward_case(ForwardCase(**payload))
+    elif kind == "inference":
+        from model_core.inference_bench import InferenceCase, run_inference_case
+
+        res = run_inference_case(InferenceCase(**payload))
     else:
         raise SystemExit(f"unknown bench kind {kind!r}")
     sys.stdout.write(json.dumps(res) + "\n")
