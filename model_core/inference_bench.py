@@ -123,8 +123,15 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
 
     for kind in ("interactive", "full") if case.tta_full else ("interactive",):
         reps = r if kind == "interactive" else 1
-        t_s, _, tc = _timed(lambda kind=kind: pred.encode(prepared, kind), reps, sync)  # type: ignore[misc]
-        s8_s, _, _ = _timed(lambda tc=tc: [pred.subset_probability(tc, s) for s in SUBSETS], reps, sync)
+        def enc(kind: Any = kind) -> Any:
+            return pred.encode(prepared, kind)
+
+        t_s, _, tc = _timed(enc, reps, sync)
+
+        def subs(tc: Any = tc) -> Any:
+            return [pred.subset_probability(tc, s) for s in SUBSETS]
+
+        s8_s, _, _ = _timed(subs, reps, sync)
         res[f"tta_{kind}"] = {"versions": tc.n_versions, "encode_s": round(t_s, 3),
                               "versions_per_s": round(tc.n_versions / t_s, 2), "subsets8_s": round(s8_s, 3)}
 
