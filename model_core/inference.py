@@ -29,7 +29,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,10 +41,10 @@ import torch
 from model_core import __version__
 from model_core.audit import append_audit, audit_record, default_audit_path, hash_label, study_inputs
 from model_core.canvas import ResizeMethod
-from model_core.config import MomeConfig
+from model_core.config import MODALITIES, MomeConfig
 from model_core.decision import Birads4Threshold, decide, threshold_from_card
 from model_core.errors import Cancelled, ConfigError
-from model_core.explain import integrated_gradients, n_batches, to_native
+from model_core.explain import integrated_gradients, n_batches, on_canvas, to_native
 from model_core.mome import Mome
 from model_core.native import ModelCard, load_native, sha256_file
 from model_core.preprocess import Prepared, PreprocessOptions, preprocess
@@ -58,6 +58,8 @@ from model_core.tta import fit, iter_tta_batches, tta_canvases, tta_versions
 log = logging.getLogger(__name__)
 
 TTA = Literal["none", "interactive", "full"]
+StudyInput = Study | Prepared | Mapping[str, "torch.Tensor | None"]
+"""What :meth:`Predictor.run` accepts: a Study, a Prepared study, or ready canvases."""
 PACKAGES = ("torch", "numpy", "scipy", "nibabel", "captum", "safetensors", "pydicom", "SimpleITK")
 
 
@@ -257,14 +259,16 @@ class Predictor:
 
     # ------------------------------------------------------------------ the Run
     def run(
-        self, study: Study | Prepared, *, tta: TTA = "none", explain: bool = True, ig_steps: int = 32,
+        self, study: StudyInput, *, tta: TTA = "none", explain: bool = True, ig_steps: int = 32,
         options: RunOptions | None = None, birads: str | None = None,
         progress: ProgressFn | None = None, should_stop: StopFn | None = None,
     ) -> Result:
         """Analyse one study (or an already prepared one). See the module docstring.
 
         Args:
-            study: a :class:`Study`, or a :class:`Prepared` (then ``birads`` gives the category).
+            study: a :class:`Study`; a :class:`Prepared` (then ``birads`` gives the category); or ready
+                canvases ``modality -> (1, C, X, Y, Z)`` at this model's canvas sizes (then only
+                ``tta="none"``, and saliency stays on the canvas: ``space="canvas"``, identity affine).
             tta, explain, ig_steps: shortcuts for the :class:`RunOptions` fields (ignored when ``options``).
             birads: BI-RADS category; default ``study.clinical.birads``.
             progress, should_stop: callbacks (:mod:`model_core.progress`), per step.
@@ -273,7 +277,12 @@ class Predictor:
         """
         opt = options or RunOptions(tta=tta, explain=explain, ig_steps=ig_steps)
         run_id, t0 = uuid.uuid4().hex, time.perf_counter()
-        mods = study.modalities
+        if isinstance(study, Mapping):
+            if opt.tta != "none":
+                raise ConfigError("ready canvases cannot be re-augmented: use tta='none' or pass a Study")
+            mods = tuple(m for m in MODALITIES if study.get(m) is not None)
+        else:
+            mods = study.modalities
         steps = Steps(1 + -(-len(opt.versions()) // opt.tta_batch) + n_available(mods)
                       + (n_batches(opt.ig_steps, opt.ig_internal_batch, opt.ig_decades) + 1 if opt.explain else 0),
                       progress, should_stop)
@@ -289,26 +298,37 @@ class Predictor:
         self._audit(run_id, "ok", result, facts, opt, result.timings["total"])
         return result
 
-    def _run(self, study: Study | Prepared, opt: RunOptions, birads: str | None, steps: Steps,
+    def _run(self, study: StudyInput, opt: RunOptions, birads: str | None, steps: Steps,
              facts: dict[str, Any], run_id: str) -> Result:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         steps.check("prepare")
+        prepared: Prepared | None = None
+        canvases: dict[str, torch.Tensor] | None = None
         if isinstance(study, Study):
             facts.update(self._study_facts(study))
             birads = birads if birads is not None else study.clinical.birads
             prepared = self.prepare(study)
-        else:
+        elif isinstance(study, Prepared):
             prepared = study
+        else:
+            canvases = {m: t.to(self.device, torch.float32) for m, t in study.items() if t is not None}
         facts["birads"] = birads
-        facts["preprocessing"] = {m: {"reference": r.reference, "native_shape": list(r.native_shape),
-                                      "crop": [list(r.crop_start), list(r.crop_stop)], "shape": list(r.shape),
-                                      "steps": list(r.steps)} for m, r in prepared.records.items()}
+        if prepared is not None:
+            facts["preprocessing"] = {
+                m: {"reference": r.reference, "native_shape": list(r.native_shape), "shape": list(r.shape),
+                    "crop": [list(r.crop_start), list(r.crop_stop)], "steps": list(r.steps)}
+                for m, r in prepared.records.items()}
         steps.advance("prepare")
         timings["prepare"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        cache = self.encode(prepared, options=opt, steps=steps)
+        if prepared is not None:
+            cache = self.encode(prepared, options=opt, steps=steps)
+        else:
+            assert canvases is not None
+            with self._amp():
+                cache = build_cache(self.model, [([(0, -1)], canvases)], steps=steps)
         self.cache = cache if self.keep_cache else None
         timings["encode"] = time.perf_counter() - t
 
@@ -336,15 +356,19 @@ class Predictor:
         explain_info, saliency = None, {}
         if opt.explain:
             t = time.perf_counter()
-            fitted = fit(prepared.arrays, self.cfg.sizes, opt.resize)
-            tensors, records = tta_canvases(fitted, [(0, -1)], self.device)
+            if prepared is not None:
+                tensors, records = tta_canvases(fit(prepared.arrays, self.cfg.sizes, opt.resize), [(0, -1)],
+                                                self.device)
+            else:
+                assert canvases is not None
+                tensors, records = canvases, [{}]
             ig = integrated_gradients(self.model, tensors, n_steps=opt.ig_steps,
                                       internal_batch_size=opt.ig_internal_batch, decades=opt.ig_decades,
                                       steps=steps, autocast=self._amp)
             timings["explain"] = time.perf_counter() - t
             t = time.perf_counter()
             steps.check("map saliency")
-            saliency = to_native(ig, prepared, records[0])
+            saliency = to_native(ig, prepared, records[0]) if prepared is not None else on_canvas(ig)
             steps.advance("map saliency")
             timings["map"] = time.perf_counter() - t
             explain_info = ig.summary()

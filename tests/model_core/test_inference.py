@@ -20,13 +20,20 @@ from model_core.subsets import subset_key
 from model_core.tta import fit, tta_canvases
 from tests.model_core.test_subsets import trained_looking
 
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """One torch thread: on a busy shared 2-core machine two threads stall at every OpenMP barrier (measured
+    40x slower); results do not depend on it."""
+    torch.set_num_threads(1)
+
 CFG = MomeConfig.preset("tiny")
 FAST = RunOptions(ig_steps=8, ig_decades=3)
 
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return Predictor(trained_looking(CFG), device="cpu", threads=2)
+    return Predictor(trained_looking(CFG), device="cpu", threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +70,7 @@ def test_provenance_names_model_versions_device_and_settings(result, predictor) 
     p = result.provenance
     assert p["model"]["sha256"] == predictor.model_sha256 and len(p["model"]["sha256"]) == 64
     assert {"torch", "numpy", "nibabel", "pydicom", "captum", "python", "model_core"} <= set(p["versions"])
-    assert p["device"] == "cpu" and p["dtype"] == "fp32" and p["threads"] == 2
+    assert p["device"] == "cpu" and p["dtype"] == "fp32" and p["threads"] == 1
     assert p["determinism"]["deterministic_algorithms"] is True
     assert p["settings"]["ig_steps"] == 8 and p["settings"]["tta"] == "none" and "preprocess" in p["settings"]
     assert set(result.timings) >= {"prepare", "encode", "subsets", "explain", "map", "total"}
@@ -148,3 +155,17 @@ def test_bf16_autocast_stays_close_to_fp32(case, result) -> None:
     r = pred.run(case.study, options=RunOptions(explain=False))
     assert r.provenance["dtype"] == "bf16" and abs(r.probability - result.probability) <= 0.05
     assert subset_key(r.modalities) == "dce+dwi+t2"
+
+
+def test_ready_canvases_run_without_preprocessing(predictor) -> None:
+    g = torch.Generator().manual_seed(2)
+    x = {"dce": torch.randn(1, 6, *CFG.sizes["dce"], generator=g),
+         "t2": torch.randn(1, 1, *CFG.sizes["t2"], generator=g)}
+    r = predictor.run(x, options=FAST, birads="4")
+    with torch.no_grad():
+        p = float(predictor.model(**x).softmax(-1)[0, 1])
+    assert r.probability == pytest.approx(p, abs=1e-6) and r.modalities == ("dce", "t2")
+    assert r.saliency["dce"].space == "canvas" and r.saliency["dce"].data.shape == CFG.sizes["dce"]
+    assert r.decision["status"] == "no_calibrated_threshold"
+    with pytest.raises(ValueError, match="tta='none'"):
+        predictor.run(x, tta="interactive")
