@@ -86,6 +86,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from model_core.cohort_predict import predict_cohort
+    from model_core.config import MomeConfig
+    from model_core.inference import Predictor, RunOptions
+
+    kw: dict[str, Any] = {"device": args.device, "dtype": args.dtype, "threads": args.threads,
+                          "audit_log": args.audit}
+    if Path(args.checkpoint).suffix in (".pth", ".pt"):
+        pred = Predictor.from_official(args.checkpoint, MomeConfig.preset(args.preset), **kw)
+    else:
+        pred = Predictor.from_native(args.checkpoint, **kw)
+    opts = RunOptions(tta=args.tta, explain=args.explain, ig_steps=args.ig_steps)
+    counts = predict_cohort(pred, args.cohort, args.out, options=opts, saliency_dir=args.saliency_dir,
+                            progress=_progress_logger("predict"))
+    _emit({"cohort": args.cohort, "out": args.out, **counts}, None)
+    return 0 if counts["errors"] == 0 else 1
+
+
 def _progress_logger(what: str) -> Any:
     """A progress callback that logs each stage once and every 10 %."""
     last: list[Any] = ["", -1]  # stage, percent
@@ -142,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     d.add_argument("--audit", help="append an audit line (JSONL) to this file")
     d.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("predict", help="a cohort CSV (column 'path', optional 'case_id') -> JSON lines, resumable")
+    p.add_argument("cohort")
+    p.add_argument("--checkpoint", required=True, help="native .safetensors (+ card) or the authors' .pth")
+    p.add_argument("--out", required=True, help="JSON-lines output (appended; finished cases are skipped)")
+    p.add_argument("--preset", default="base", help="config for an authors' .pth (default base)")
+    p.add_argument("--tta", default="none", choices=("none", "interactive", "full"))
+    p.add_argument("--explain", action="store_true", help="integrated-gradients saliency per case")
+    p.add_argument("--ig-steps", type=int, default=32)
+    p.add_argument("--saliency-dir", help="write saliency NIfTIs under DIR/<case_id>/ (with --explain)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--audit", help="append an audit line (JSONL) per case to this file")
+    p.set_defaults(func=_cmd_predict)
 
     from model_core.phantom.cli import add_subparser as add_phantom
 
