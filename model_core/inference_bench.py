@@ -132,7 +132,7 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
             return [pred.subset_probability(tc, s) for s in SUBSETS]
 
         s8_s, _, _ = _timed(subs, reps, sync)
-        res[f"tta_{kind}"] = {"versions": tc.n_versions, "encode_s": round(t_s, 3),
+        res.setdefault("tta_throughput", {})[kind] = {"versions": tc.n_versions, "encode_s": round(t_s, 3),
                               "versions_per_s": round(tc.n_versions / t_s, 2), "subsets8_s": round(s8_s, 3)}
 
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
