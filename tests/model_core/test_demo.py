@@ -6,12 +6,20 @@ import json
 import logging
 
 import pytest
+import torch
 
 import model_core.demo as demo
 from model_core import MomeConfig
 from model_core.cli import main
 from model_core.native import ModelCard, save_native
 from model_core.result import Result
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """One torch thread: on a busy shared 2-core machine two threads stall at every OpenMP barrier (measured
+    40x slower); results do not depend on it."""
+    torch.set_num_threads(1)
 
 
 def test_cli_demo_untrained_writes_result_and_saliency(tmp_path, monkeypatch, capsys, caplog) -> None:

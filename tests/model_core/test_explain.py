@@ -21,6 +21,13 @@ from model_core.progress import Steps
 from model_core.study import Study, Volume
 from model_core.tta import fit, tta_canvases
 
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """One torch thread: on a busy shared 2-core machine two threads stall at every OpenMP barrier (measured
+    40x slower); results do not depend on it."""
+    torch.set_num_threads(1)
+
 CFG = MomeConfig.preset("tiny")
 
 

@@ -12,6 +12,13 @@ from model_core.shapley import efficiency, global_shapley, shapley_values
 from model_core.subsets import SUBSETS, build_cache, subset_key, subset_values
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """One torch thread: on a busy shared 2-core machine two threads stall at every OpenMP barrier (measured
+    40x slower); results do not depend on it."""
+    torch.set_num_threads(1)
+
+
 class ToyFusion(nn.Module):
     """A stand-in with Mome's encode/fuse API: each modality is reduced to one token (its mean times a
     weight); the fusion reads the segments it is told to, with pairwise interactions. ``ignore`` names a

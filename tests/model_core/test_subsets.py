@@ -20,6 +20,13 @@ from model_core.subsets import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """One torch thread: on a busy shared 2-core machine two threads stall at every OpenMP barrier (measured
+    40x slower); results do not depend on it."""
+    torch.set_num_threads(1)
+
+
 def trained_looking(cfg: MomeConfig, seed: int = 1) -> Mome:
     """The authors' init plus non-zero adapters and head (as ``mome bench`` does), so every part matters."""
     torch.manual_seed(seed)
