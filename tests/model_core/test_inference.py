@@ -169,3 +169,13 @@ def test_ready_canvases_run_without_preprocessing(predictor) -> None:
     assert r.decision["status"] == "no_calibrated_threshold"
     with pytest.raises(ValueError, match="tta='none'"):
         predictor.run(x, tta="interactive")
+
+
+def test_from_official_checkpoint(case, tmp_path, result) -> None:
+    model = trained_looking(CFG)
+    torch.save(model.state_dict(), tmp_path / "authors.pth")
+    pred = Predictor.from_official(tmp_path / "authors.pth", CFG, device="cpu")
+    r = pred.run(case.study, options=RunOptions(explain=False))
+    assert r.probability == pytest.approx(result.probability, abs=1e-6)
+    assert r.provenance["model"]["source"] == "authors.pth" and r.decision["status"] in (
+        "not_applicable", "no_calibrated_threshold")
