@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients
 from torch import nn
 
 from model_core.canvas import CanvasRecord
@@ -183,6 +182,8 @@ def integrated_gradients(
         if not torch.is_grad_enabled():
             evals.extend(out.detach().double().tolist())
         return out
+
+    from captum.attr import IntegratedGradients  # here: importing captum costs ~1 s (it loads matplotlib)
 
     t0 = time.perf_counter()
     zeros = tuple(torch.zeros_like(x) for x in xs)

@@ -196,22 +196,30 @@ class Predictor:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def _strict(self) -> bool:
+        """Deterministic-algorithm mode is switched on for CUDA only: CPU kernels are already deterministic
+        for a fixed thread count, and the switch costs ~3 s the first time (it imports torch._inductor)."""
+        return self.device.type == "cuda"
+
     @contextlib.contextmanager
     def _session(self) -> Iterator[None]:
-        """Thread count and deterministic algorithms for the duration of a call, then restored."""
+        """Thread count (and, on CUDA, deterministic algorithms) for the duration of a call, then restored."""
         threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
         warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
         bench = torch.backends.cudnn.benchmark
         try:
             if self.threads:
                 torch.set_num_threads(self.threads)
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
+            if self._strict:
+                torch.use_deterministic_algorithms(True, warn_only=True)
+                torch.backends.cudnn.benchmark = False
             yield
         finally:
             torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(det, warn_only=warn_only)
-            torch.backends.cudnn.benchmark = bench
+            if self._strict:
+                torch.use_deterministic_algorithms(det, warn_only=warn_only)
+                torch.backends.cudnn.benchmark = bench
 
     def provenance(self, options: RunOptions | None = None) -> dict[str, Any]:
         """Model id, versions, device, dtype, threads, determinism flags and settings."""
@@ -224,7 +232,9 @@ class Predictor:
                       "trained": bool(card and (card.training or card.metrics)), "config": self.cfg.to_dict()},
             "versions": package_versions(), **dev, "dtype": self.dtype,
             "threads": self.threads or torch.get_num_threads(),
-            "determinism": {"deterministic_algorithms": True, "cudnn_benchmark": False,
+            "determinism": {"deterministic_algorithms": self._strict or torch.are_deterministic_algorithms_enabled(),
+                            "cudnn_benchmark": False if self._strict else torch.backends.cudnn.benchmark,
+                            "cpu_fixed_threads": self.device.type == "cpu",
                             "float32_matmul_precision": torch.get_float32_matmul_precision()},
             "settings": {**asdict(options or RunOptions()), "preprocess": self.preprocess_options.to_dict()},
             "birads4_threshold": None if self.threshold is None else self.threshold.to_dict(),
