@@ -80,7 +80,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     bar = _progress_logger("demo")
     result, _ = run_demo(out, seed=args.seed, tta=args.tta, explain=not args.no_explain, ig_steps=args.ig_steps,
                          weights=args.weights, preset=args.preset, scale=args.scale, progress=bar,
-                         device=args.device, dtype=args.dtype, threads=args.threads, audit_log=args.audit)
+                         device=args.device, dtype=args.dtype, threads=args.threads or None, audit_log=args.audit)
     _emit(result.to_dict(), None)
     log.info("outputs in %s", out)
     return 0
@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--scale", type=float, default=1.0, help="phantom matrix scale (1 = demo resolution)")
     d.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     d.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
-    d.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    d.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: reproducible, and on a busy 2-core machine two threads "
+                        "stall at every barrier, measured 7x slower; use 0 for torch's default)")
     d.add_argument("--audit", help="append an audit line (JSONL) to this file")
     d.set_defaults(func=_cmd_demo)
 
