@@ -144,3 +144,19 @@ def test_tie_and_untie_keep_values() -> None:
         assert (model(**x) - before).abs().max() < 1e-5
         model.beit3.encoder.layers[0].ffn.B.fc1.weight.add_(1.0)
         assert not torch.equal(model(**x), before)
+
+
+@torch.no_grad()
+def test_tokenizer_normalisation_paths_agree(monkeypatch) -> None:
+    """Batch-norm (B=1), instance-norm (B>1) and the in-place path for huge maps compute the same."""
+    import model_core.tokenizer as tok
+
+    cfg = MomeConfig.preset("tiny")
+    stem = Mome(cfg).beit3.dce_embed
+    x = _inputs(cfg, batch=2)["dce"]
+    batched = stem(x)
+    single = torch.cat([stem(x[:1]), stem(x[1:])])
+    monkeypatch.setattr(tok, "_INPLACE_BYTES", 0)
+    inplace = torch.cat([stem(x[:1]), stem(x[1:])])
+    assert (batched - single).abs().max() < 1e-5
+    assert (inplace - single).abs().max() < 1e-5
