@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 _INPLACE_BYTES = 256 * 2**20
 """Feature maps above this size are normalised in place when no gradient is recorded."""
 
