@@ -155,6 +155,10 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--out", help="folder for eval.json and predictions.csv (default: beside the weights)")
     p.add_argument("--update-card", action="store_true", help="write the metrics into the model card")
+    p.add_argument("--export", metavar="PATH", help="re-save weights + card as PATH (resources/demo.safetensors)")
+    p.add_argument("--export-name", help="model name in the exported card")
+    p.add_argument("--export-fp16", action="store_true", help="store the exported weights as float16")
+    p.add_argument("--reproduce", help="how to reproduce the model (recorded in the exported card)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -163,7 +167,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from model_core.native import load_native
     from model_core.train.data import CaseCache, CaseDataset, read_cohort
-    from model_core.train.evaluate import EvalOptions, evaluate, summary_table, update_card, write_predictions
+    from model_core.train.evaluate import (
+        EvalOptions,
+        evaluate,
+        export,
+        summary_table,
+        update_card,
+        write_predictions,
+    )
     from model_core.train.options import TrainError, get_task
 
     torch.set_num_threads(args.threads or (os.cpu_count() or 1))
@@ -189,6 +200,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         update_card(weights, report, evaluation={"command": command, "cohorts": csvs, "task": args.task,
                                                  "bootstrap": args.bootstrap, "bootstrap_seed": args.seed,
                                                  "tta": "none (centred input)"})
+    if args.export:
+        extra = {"reproduce": args.reproduce} if args.reproduce else {}
+        card = export(weights, args.export, name=args.export_name, half=args.export_fp16, training=extra)
+        log.info("exported %s (sha256 %s)", args.export, card.weights_sha256[:12])
     log.info("\n%s", summary_table(report))
     sys.stdout.write(json.dumps(report.metrics, indent=2) + "\n")
     return 0

@@ -124,6 +124,17 @@ def cohort_is_synthetic(paths: Sequence[str | os.PathLike[str]]) -> bool:
     return bool(paths)
 
 
+def cohort_record(csv_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The CSV's path and sha256 plus its ``cohort.json`` settings (site, seed, n, scale) when present."""
+    p = Path(csv_path)
+    rec: dict[str, Any] = {"csv": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    try:
+        rec.update(json.loads((p.parent / "cohort.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    return rec
+
+
 def _sizes_json(sizes: Sizes) -> str:
     return json.dumps({m: [int(v) for v in sizes[m]] for m in sorted(sizes)}, sort_keys=True)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from model_core.mome import Mome
-from model_core.native import card_path_for, read_card
+from model_core.native import ModelCard, card_path_for, load_native, read_card, save_native
 from model_core.train.data import CaseDataset
 from model_core.train.loop import predict
 from model_core.train.metrics import bootstrap_auroc
@@ -100,6 +100,21 @@ def update_card(weights: str | os.PathLike[str], report: EvalReport, *, evaluati
     path.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
     log.info("updated %s", path)
     return path
+
+
+def export(weights: str | os.PathLike[str], dst: str | os.PathLike[str], *, name: str | None = None,
+           half: bool = False, training: Mapping[str, Any] | None = None) -> ModelCard:
+    """Re-save a native model (e.g. ``best.safetensors``) under another name with its card (sha256 and
+    ``weights_file`` recomputed), optionally in float16 and with extra ``training`` fields."""
+    import torch
+
+    model, card = load_native(weights)
+    if name:
+        card.name = name
+    card.training = {**card.training, **dict(training or {})}
+    if half:
+        card.training["stored_dtype"] = "float16"
+    return save_native(model, dst, card, dtype=torch.float16 if half else None)
 
 
 def summary_table(report: EvalReport) -> str:

@@ -131,7 +131,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         total = torch.zeros(2, dtype=torch.float64)
         steps = 0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         bar = _bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}")
         for i, idx in enumerate(bar):
             inputs, target = self.train_ds.train_item(int(idx), rng)
@@ -151,11 +151,12 @@ class Trainer:
                 ddp.allreduce_grads([p for _, p in self.params], dist)
                 if not dist.is_main:
                     self.optimizer.zero_grad(set_to_none=True)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         ddp.allreduce_sum_(total, dist)
         return {"epoch": epoch + 1, "lr": lr, "train_loss": total[0].item() / total[1].item(),
                 "train_samples": int(total[1].item()), "optimizer_steps": steps,
-                "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order), 1)}
+                "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order), 1),
+                "cpu_seconds_per_sample": cpu / max(len(order), 1), "threads": torch.get_num_threads()}
 
     def carried(self) -> dict[str, torch.Tensor]:
         return {n: p.grad.detach().clone() for n, p in self.params if p.grad is not None}

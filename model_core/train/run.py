@@ -20,7 +20,7 @@ import model_core
 from model_core.config import MomeConfig
 from model_core.native import RESEARCH_USE, ModelCard
 from model_core.train import ddp
-from model_core.train.data import CaseCache, CaseDataset, cohort_is_synthetic, read_cohorts
+from model_core.train.data import CaseCache, CaseDataset, cohort_is_synthetic, cohort_record, read_cohorts
 from model_core.train.kfold import fold_split
 from model_core.train.loop import STATE_FILE, Trainer, TrainResult
 from model_core.train.options import InitSpec, TrainError, TrainOptions
@@ -89,6 +89,8 @@ def _datasets(spec: RunSpec, opts: TrainOptions) -> tuple[list[Any], list[Any]]:
 def _card_factory(spec: RunSpec, opts: TrainOptions, model: torch.nn.Module, train_ds: CaseDataset,
                   val_ds: CaseDataset, dist: ddp.DistInfo, init_report: dict[str, Any]) -> Any:
     synthetic = cohort_is_synthetic([*spec.train_csvs, *spec.val_csvs])
+    train_cohorts = [cohort_record(p) for p in spec.train_csvs]
+    val_cohorts = [cohort_record(p) for p in spec.val_csvs]
     intended = RESEARCH_USE + (" " + SYNTHETIC_NOTE if synthetic else "")
 
     def make(progress: Progress) -> ModelCard:
@@ -104,12 +106,12 @@ def _card_factory(spec: RunSpec, opts: TrainOptions, model: torch.nn.Module, tra
                         "synthetic_training_data": synthetic},
             training={
                 "command": spec.command, "seed": opts.seed, "task": opts.task, "options": opts.to_dict(),
-                "init": init_report, "train_cohorts": list(spec.train_csvs), "val_cohorts": list(spec.val_csvs),
+                "init": init_report, "train_cohorts": train_cohorts, "val_cohorts": val_cohorts,
                 "folds": spec.folds, "fold": spec.fold, "n_train": len(train_ds), "n_val": len(val_ds),
                 "train_positive": int(train_ds.labels.sum()), "val_positive": int(val_ds.labels.sum()),
                 "world_size": dist.world_size, "threads": torch.get_num_threads(),
                 "best_epoch": progress.best_epoch, "epochs_completed": progress.epoch,
-                "history": [{k: r[k] for k in ("epoch", "lr", "train_loss", "val_auroc")}
+                "history": [{k: r[k] for k in ("epoch", "lr", "train_loss", "val_auroc", "train_seconds")}
                             for r in progress.history],
             },
             metrics={"validation": {"auroc": progress.best_auroc, "epoch": progress.best_epoch,

@@ -19,7 +19,8 @@ def test_evaluate_model_cli_writes_cis_and_keeps_the_card_valid(cohorts: dict[st
     save_native(model, weights, ModelCard(config={}))
     rc = main(["evaluate-model", str(weights), "--cohort", f"ds2_test={cohorts['val']}", "--cache",
                str(cohorts["cache"]), "--bootstrap", "200", "--seed", "4", "--update-card", "--no-progress",
-               "--threads", "1"])
+               "--threads", "1", "--export", str(tmp_path / "ship" / "demo.safetensors"), "--export-name", "mome-demo",
+               "--export-fp16", "--reproduce", "bash scripts/train_demo.sh"])
     assert rc == 0
     _, card = load_native(weights)  # sha256 still matches: only the card changed
     m = card.metrics["test"]["ds2_test"]
@@ -31,3 +32,8 @@ def test_evaluate_model_cli_writes_cis_and_keeps_the_card_valid(cohorts: dict[st
     rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
     assert len(rows) == 6 and {"birads", "p_multiparametric", "p_dce_only"} <= set(rows[0])
     assert json.loads((tmp_path / "eval.json").read_text())["ds2_test"]["n_positive"] == 3
+    shipped, scard = load_native(tmp_path / "ship" / "demo.safetensors")
+    assert scard.name == "mome-demo" and scard.weights_file == "demo.safetensors"
+    assert scard.training["reproduce"] == "bash scripts/train_demo.sh" and scard.training["stored_dtype"] == "float16"
+    assert scard.metrics["test"] == card.metrics["test"]
+    assert (tmp_path / "ship" / "demo.safetensors").stat().st_size < weights.stat().st_size * 0.6

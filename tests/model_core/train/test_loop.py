@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,8 +29,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(cohorts: dict[str, Pat
     opts = TrainOptions(epochs=2, accumulation=3, seed=7)
     full = train(_spec(cohorts, tiny_cfg, tmp_path / "full"), opts)
     assert full.finished and len(full.progress.history) == 2
-    part = train(_spec(cohorts, tiny_cfg, tmp_path / "part"), opts.__class__(**{**opts.to_dict(), "betas": opts.betas,
-                                                                              "stop_after": 1}))
+    part = train(_spec(cohorts, tiny_cfg, tmp_path / "part"), dataclasses.replace(opts, stop_after=1))
     assert not part.finished and part.progress.epoch == 1
     state = read_state(tmp_path / "part" / loop.STATE_FILE)
     assert state["carried_grads"] and state["epoch"] == 1 and state["rng"]["seed"] == 7
@@ -48,6 +48,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(cohorts: dict[str, Pat
     model, card = load_native(tmp_path / "part" / loop.BEST_FILE)
     assert "synthetic phantoms" in card.intended_use and card.training["seed"] == 7
     assert card.metrics["validation"]["auroc"] == full.progress.best_auroc
+    assert card.training["train_cohorts"][0]["seed"] == 1 and card.training["train_cohorts"][0]["site"] == "ds1"
     assert json.loads((tmp_path / "part" / loop.HISTORY_FILE).read_text())[1]["epoch"] == 2
 
 
