@@ -12,13 +12,13 @@ subset from it. ``forward`` is exactly ``fuse(encode(...))``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from model_core.config import MODALITIES, MomeConfig
+from model_core.config import MomeConfig
 from model_core.encoder import EncoderLayer
 from model_core.errors import InputShapeError
 from model_core.multiway import Lengths, Multiway, multiway_modules, split_segments
@@ -286,8 +286,3 @@ def _join(segments: Segments) -> tuple[torch.Tensor, Lengths]:
     present = [s for s in segments if s is not None]
     lengths: Lengths = tuple(0 if s is None else s.shape[1] for s in segments)  # type: ignore[assignment]
     return (torch.cat(present, dim=1) if len(present) > 1 else present[0]), lengths
-
-
-def modality_inputs(batch: Mapping[str, torch.Tensor | None]) -> dict[str, torch.Tensor | None]:
-    """Pick ``dce``/``dwi``/``t2`` from a mapping, ``None`` where missing."""
-    return {m: batch.get(m) for m in MODALITIES}
