@@ -35,7 +35,7 @@ def _command_line(args: argparse.Namespace, configure: Any, prog: str) -> str:
     ref = argparse.ArgumentParser(add_help=False)
     configure(ref)
     words = [*shlex.split(prog)]
-    always = {"seed", "epochs", "accumulation", "bootstrap"}
+    always = {"seed", "epochs", "accumulation", "lr", "preset", "task", "bootstrap"}
     for action in ref._actions:
         value = getattr(args, action.dest, None)
         if not action.option_strings:
