@@ -14,8 +14,14 @@
 #   training step (fwd+bwd+Adam)      0.72 s per sample
 #   validation forward                0.2 s per case per epoch
 #   test evaluation (all + DCE only)  0.3 s per case
+#   (1 thread: 1.0 s per sample; torchrun 2 x 1 thread: 0.59 vs 0.63 s for 1 x 2 threads: not worth it)
 # Defaults below: 720 cases (~14 min), 8 epochs x (360 train + 60 val) (~36 min), 300 test (~2 min):
 # ~52 min. Scale EPOCHS or the cohort sizes down if the machine is shared.
+#
+# RISK (pilot, 120 train / 40 val cases of ds1+ds2): from scratch, the training loss stayed at ln 2 and the
+# validation AUROC at chance for 840 single-sample steps at lr 3e-4, 600 at 1e-4, 480 at 5e-4 and 1e-3
+# (accumulation 1), while single hand features of the same cached arrays reach AUROC ~0.87. These defaults
+# give ~2,900 steps; run a 30-min pilot of this script (EPOCHS=4) before relying on it.
 #
 # Design: train on a DS1+DS2 mix (DS1-like internal site, DS2-like second site), validate on a DS1+DS2 mix
 # (best-validation-AUROC checkpoint), test on held-out cohorts of every site profile (ds1, ds2, ds3; ds3

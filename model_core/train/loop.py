@@ -155,7 +155,7 @@ class Trainer:
         ddp.allreduce_sum_(total, dist)
         return {"epoch": epoch + 1, "lr": lr, "train_loss": total[0].item() / total[1].item(),
                 "train_samples": int(total[1].item()), "optimizer_steps": steps,
-                "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order), 1),
+                "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order) * dist.world_size, 1),
                 "cpu_seconds_per_sample": cpu / max(len(order), 1), "threads": torch.get_num_threads()}
 
     def carried(self) -> dict[str, torch.Tensor]:
@@ -176,8 +176,8 @@ class Trainer:
             t0 = time.perf_counter()
             scores = predict(self.model, self.val_ds, dist, progress=self.bars)
             val_auc = auroc(self.val_ds.labels, scores)
-            row.update(val_auroc=val_auc, val_seconds=time.perf_counter() - t0,
-                       seconds_per_val_case=(time.perf_counter() - t0) * dist.world_size / len(self.val_ds))
+            val_seconds = time.perf_counter() - t0
+            row.update(val_auroc=val_auc, val_seconds=val_seconds, seconds_per_val_case=val_seconds / len(self.val_ds))
             improved = bool(val_auc >= progress.best_auroc)
             row["best"] = improved
             progress.history.append(row)
