@@ -57,7 +57,7 @@ def _case_seeds(cohort_seed: int, n: int) -> list[int]:
 
 
 def _one(
-    index: int, seed: int, site: str, scale: float, out_dir: str, formats: tuple[str, ...]
+    index: int, seed: int, site: str, scale: float, out_dir: str, formats: tuple[str, ...], compress: bool = True,
 ) -> dict[str, Any]:
     """Generate and write one case (runs in a worker process); returns its CSV row."""
     root = Path(out_dir)
@@ -68,7 +68,7 @@ def _one(
         labels = doc["labels"]
     else:
         case = generate_study(seed, site, scale=scale)
-        write_case(case, folder, formats)
+        write_case(case, folder, formats, compress=compress)
         labels = case.labels()
     rel = folder.relative_to(root)
     primary = "nifti" if "nifti" in formats else "dicom"
@@ -86,6 +86,7 @@ def write_cohort(
     *,
     scale: float = 1.0,
     formats: Iterable[str] = FORMATS,
+    compress: bool = True,
     progress: bool = True,
     on_case: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
@@ -99,6 +100,7 @@ def write_cohort(
         workers: processes (1 = in this process). Workers use single-threaded BLAS.
         scale: resolution factor passed to :func:`generate_study`.
         formats: ``"nifti"`` and/or ``"dicom"``.
+        compress: NIfTI as ``.nii.gz`` (default) or ``.nii`` (faster to write and read).
         progress: show a tqdm bar on stderr.
         on_case: called with each finished row (in completion order).
 
@@ -121,12 +123,13 @@ def write_cohort(
         "seed": seed,
         "scale": scale,
         "formats": list(fmts),
+        "compress": compress,
         "synthetic": True,
     }
     (root / "cohort.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     rows: dict[int, dict[str, Any]] = {}
     bar = _bar(n, progress, f"phantom {prof.name}")
-    jobs = [(i, seeds[i], prof.name, float(scale), str(root), fmts) for i in range(n)]
+    jobs = [(i, seeds[i], prof.name, float(scale), str(root), fmts, compress) for i in range(n)]
     try:
         if workers == 1:
             for job in jobs:

@@ -9,6 +9,7 @@ Layout of one case folder (``write_case(case, out_dir)``)::
         dce_pre.nii.gz  dce_post1.nii.gz ... dce_postN.nii.gz     one 3-D file per DCE phase
         dwi_b0.nii.gz  dwi_b1000.nii.gz                           one 3-D file per b-value
         t2.nii.gz  [t1.nii.gz]  lesion_mask.nii.gz (uint8, DCE grid)
+                                  (``.nii`` instead of ``.nii.gz`` with ``compress=False``)
       dicom/                      a study folder of DICOM series (see :mod:`model_core.phantom.dicom`)
         01_dce_pre/IM0001.dcm ...
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("nifti", "dicom")
 MASK_NAME = "lesion_mask.nii.gz"
+"""The mask of a compressed study (``lesion_mask.nii`` in an uncompressed one)."""
 
 
 def _b_name(b: float) -> str:
@@ -75,28 +77,34 @@ def manifest(case: PhantomCase, files: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def write_nifti_study(case: PhantomCase, folder: Path) -> Path:
-    """All sequences, the mask and ``study.json`` into ``folder``; returns the manifest path."""
+def write_nifti_study(case: PhantomCase, folder: Path, compress: bool = True) -> Path:
+    """All sequences, the mask and ``study.json`` into ``folder``; returns the manifest path.
+
+    ``compress=False`` writes ``.nii`` files: faster to write and read, larger on disk (noisy float32
+    images barely compress).
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    ext = ".nii.gz" if compress else ".nii"
     st = case.study
     if not st.dce or st.t2 is None:
         raise ValueError(f"{case.case_id}: a phantom study needs DCE and T2")
     files: dict[str, Any] = {"dce": [], "dwi": {}}
     for p, vol in enumerate(st.dce):
-        name = "dce_pre.nii.gz" if p == 0 else f"dce_post{p}.nii.gz"
+        name = ("dce_pre" if p == 0 else f"dce_post{p}") + ext
         write_nifti_volume(vol, folder / name)
         files["dce"].append(name)
     for b, vol in sorted(st.dwi.items()):
-        name = f"dwi_b{_b_name(b)}.nii.gz"
+        name = f"dwi_b{_b_name(b)}{ext}"
         write_nifti_volume(vol, folder / name)
         files["dwi"][_b_name(b)] = name
-    write_nifti_volume(st.t2, folder / "t2.nii.gz")
-    files["t2"] = "t2.nii.gz"
+    write_nifti_volume(st.t2, folder / f"t2{ext}")
+    files["t2"] = f"t2{ext}"
     if st.t1 is not None:
-        write_nifti_volume(st.t1, folder / "t1.nii.gz")
-        files["t1"] = "t1.nii.gz"
-    write_nifti_volume(case.mask, folder / MASK_NAME, dtype=np.uint8)
-    files["mask"] = MASK_NAME
+        write_nifti_volume(st.t1, folder / f"t1{ext}")
+        files["t1"] = f"t1{ext}"
+    mask_name = MASK_NAME if compress else MASK_NAME.removesuffix(".gz")
+    write_nifti_volume(case.mask, folder / mask_name, dtype=np.uint8)
+    files["mask"] = mask_name
     path = folder / "study.json"
     path.write_text(json.dumps(manifest(case, files), indent=2) + "\n", encoding="utf-8")
     return path
@@ -118,7 +126,8 @@ def truth_document(case: PhantomCase) -> dict[str, Any]:
 
 
 def write_case(
-    case: PhantomCase, out_dir: str | Path, formats: Iterable[str] = FORMATS, dicom_manifest: bool = False
+    case: PhantomCase, out_dir: str | Path, formats: Iterable[str] = FORMATS, dicom_manifest: bool = False,
+    compress: bool = True,
 ) -> dict[str, Path]:
     """Write one case into ``out_dir`` (created): ``truth.json`` plus a ``nifti/`` and/or ``dicom/`` folder.
 
@@ -128,6 +137,7 @@ def write_case(
         formats: any of ``"nifti"``, ``"dicom"``.
         dicom_manifest: also write a ``study.json`` into ``dicom/`` naming the series folders (off by
             default, so readers classify the series from their tags).
+        compress: NIfTI as ``.nii.gz`` (default) or ``.nii``.
 
     Returns:
         ``{"root": ..., "truth": ..., "nifti": <folder>, "dicom": <folder>}`` for what was written.
@@ -140,7 +150,7 @@ def write_case(
     root.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {"root": root}
     if "nifti" in fmts:
-        write_nifti_study(case, root / "nifti")
+        write_nifti_study(case, root / "nifti", compress)
         out["nifti"] = root / "nifti"
     if "dicom" in fmts:
         from model_core.phantom.dicom import write_dicom_study

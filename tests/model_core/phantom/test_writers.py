@@ -108,6 +108,24 @@ def test_nifti_files_and_manifest(written: tuple[PhantomCase, Path]) -> None:
     np.testing.assert_allclose(aff, case.study.dce[1].affine, atol=1e-5)
 
 
+def test_uncompressed_nifti_reads_back_the_same_study(written: tuple[PhantomCase, Path], tmp_path: Path) -> None:
+    from model_core.io import read_study
+
+    case, root = written
+    write_case(case, tmp_path, formats=("nifti",), compress=False)
+    doc = json.loads((tmp_path / "nifti" / "study.json").read_text())
+    names = [*doc["dce"]["phases"], *doc["dwi"].values(), doc["t2"], doc["extra"]["mask"]]
+    assert all(n.endswith(".nii") and (tmp_path / "nifti" / n).is_file() for n in names)
+    plain, packed = read_study(tmp_path / "nifti"), read_study(root / "nifti")
+    assert plain.dce is not None and packed.dce is not None and len(plain.dce) == len(packed.dce)
+    for u, v in zip([*plain.dce, plain.t2], [*packed.dce, packed.t2], strict=True):
+        assert u is not None and v is not None
+        np.testing.assert_array_equal(u.data, v.data)
+        np.testing.assert_array_equal(u.affine, v.affine)
+    np.testing.assert_array_equal(_nifti(tmp_path / "nifti", "lesion_mask.nii")[0],
+                                  _nifti(root / "nifti", "lesion_mask.nii.gz")[0])
+
+
 def test_nifti_mask_overlays_lesion_in_every_sequence(written: tuple[PhantomCase, Path]) -> None:
     case, root = written
     nd = root / "nifti"
