@@ -72,6 +72,9 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     g = m.add_mutually_exclusive_group()
     g.add_argument("--init", help="MOME model to fine-tune (native .safetensors or authors' .pth): frozen backbone")
     g.add_argument("--init-beit3", help="BEiT-3 checkpoint for the frozen backbone")
+    g.add_argument("--scratch-init", default="authors", choices=["authors", "xavier"],
+                   help="initialisation when training from scratch (default authors; xavier trains, see "
+                        "scripts/train_demo.sh)")
     r = p.add_argument_group("recipe (defaults: the paper, MOME_SPEC §11)")
     r.add_argument("--epochs", type=int, default=100)
     r.add_argument("--accumulation", type=int, default=32, help="samples per optimizer step (batch 1 each)")
@@ -107,7 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = MomeConfig.from_dict(json.loads(Path(args.config).read_text())) if args.config \
             else MomeConfig.preset(args.preset)
         init = InitSpec("mome", args.init) if args.init else InitSpec("beit3", args.init_beit3) \
-            if args.init_beit3 else InitSpec()
+            if args.init_beit3 else InitSpec(scheme=args.scratch_init)
         opts = TrainOptions(task=args.task, epochs=args.epochs, accumulation=args.accumulation, lr=args.lr,
                             min_lr=args.min_lr, weight_decay=args.weight_decay, class_weights=args.class_weights,
                             epoch_end=args.epoch_end, seed=args.seed, stop_after=args.stop_after,
@@ -159,6 +162,11 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-name", help="model name in the exported card")
     p.add_argument("--export-fp16", action="store_true", help="store the exported weights as float16")
     p.add_argument("--reproduce", help="how to reproduce the model (recorded in the exported card)")
+    p.add_argument("--checks", action="store_true",
+                   help="also run every study through the inference engine (Predictor): global Shapley, IG "
+                        "pointing game on malignant cases, BI-RADS 4 threshold (needs lesion masks for IG)")
+    p.add_argument("--calibrate-on", metavar="NAME", help="cohort that calibrates the BI-RADS 4 threshold")
+    p.add_argument("--ig-steps", type=int, default=16, help="IG integration points per case (default 16)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -190,16 +198,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
         cases = read_cohort(csv_path, get_task(args.task))
         cache.ensure(cases, args.workers, not args.no_progress)
         cohorts[name], csvs[name] = CaseDataset(cases, cache), csv_path
+    if args.calibrate_on and args.calibrate_on not in cohorts:
+        raise TrainError(f"--calibrate-on {args.calibrate_on!r} is not one of the --cohort names {sorted(cohorts)}")
     report = evaluate(model, cohorts, EvalOptions(args.bootstrap, 0.95, args.seed), not args.no_progress)
     out = Path(args.out) if args.out else weights.parent
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(report.metrics, indent=2) + "\n")
     write_predictions(report, out / "predictions.csv")
+    checks = _run_checks(args, weights, {n: ds.cases for n, ds in cohorts.items()}, out) if args.checks else None
     if args.update_card:
+        from model_core.decision import CARD_KEY
+
         command = _command_line(args, configure_evaluate, "mome evaluate-model")
-        update_card(weights, report, evaluation={"command": command, "cohorts": csvs, "task": args.task,
-                                                 "bootstrap": args.bootstrap, "bootstrap_seed": args.seed,
-                                                 "tta": "none (centred input)"})
+        extra = {k: v for k, v in (checks or {}).items() if k != "birads4"}
+        thresholds = {}
+        if checks and "birads4" in checks:
+            extra["birads4_downgrade"] = checks["birads4"]["applied"]
+            thresholds[CARD_KEY] = checks["birads4"]["threshold"]
+        update_card(weights, report, extra_metrics=extra, thresholds=thresholds,
+                    evaluation={"command": command, "cohorts": csvs, "task": args.task,
+                                "bootstrap": args.bootstrap, "bootstrap_seed": args.seed,
+                                "tta": "none (centred input)"})
     if args.export:
         extra = {"reproduce": args.reproduce} if args.reproduce else {}
         card = export(weights, args.export, name=args.export_name, half=args.export_fp16, training=extra)
@@ -207,6 +226,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
     log.info("\n%s", summary_table(report))
     sys.stdout.write(json.dumps(report.metrics, indent=2) + "\n")
     return 0
+
+
+def _run_checks(args: argparse.Namespace, weights: Path, cohorts: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The Predictor-path checks (:mod:`model_core.train.inference_checks`); writes checks.json/.jsonl."""
+    from tqdm import tqdm
+
+    from model_core.inference import Predictor
+    from model_core.train.inference_checks import CheckOptions, run_checks, summarise, write_rows
+
+    predictor = Predictor.from_native(weights, device="cpu", threads=args.threads)
+    total = sum(len(v) for v in cohorts.values())
+    with tqdm(total=total, desc="checks", disable=args.no_progress, file=sys.stderr) as bar:
+        rows = run_checks(predictor, cohorts, CheckOptions(ig_steps=args.ig_steps),
+                          progress=lambda done, _total, _name: bar.update(done - bar.n))
+    apply_to = [n for n in cohorts if n != args.calibrate_on]
+    summary = summarise(rows, args.calibrate_on, apply_to)
+    write_rows(rows, out / "checks.jsonl")
+    (out / "checks.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for name, pg in summary["pointing_game"].items():
+        if pg.get("dce"):
+            log.info("pointing game %s: DCE %.3f (n=%d)", name, pg["dce"]["hit_rate"], pg["dce"]["n"])
+    return summary
 
 
 def add_subparser(subparsers: Any) -> None:
