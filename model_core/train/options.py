@@ -16,6 +16,7 @@ from model_core.errors import MomeError
 ClassWeights = Literal["auto", "none", "balanced"]
 EpochEnd = Literal["carry", "step"]
 InitKind = Literal["scratch", "beit3", "mome"]
+ScratchInit = Literal["authors", "xavier"]
 
 
 class TrainError(MomeError, ValueError):
@@ -58,8 +59,13 @@ def get_task(name: str) -> TaskSpec:
 class InitSpec:
     """Where the weights come from.
 
-    ``scratch``: the authors' initialisation, every modality with its own copy of every module, all
-    parameters trained. ``beit3``: frozen backbone from a BEiT-3 checkpoint (``path``), the paper's
+    ``scratch``: every modality with its own copy of every module, all parameters trained; ``scheme``
+    picks the initialisation: ``authors`` (MOME_SPEC §10: Linear trunc-normal 0.02 cut at +-0.02, head
+    x 0.001 - made for fine-tuning pretrained weights) or ``xavier`` (Xavier-uniform Linear weights and a
+    0.1-scaled Xavier head; adapters' output layers still start at 0). From scratch the authors' init
+    does not train: its head makes the backbone's gradients ~1e-3 of normal and the output stays
+    constant for hundreds of steps (measured on phantoms; see ``scripts/train_demo.sh``).
+    ``beit3``: frozen backbone from a BEiT-3 checkpoint (``path``), the paper's
     trainable split. ``mome``: a MOME model (native ``.safetensors`` + card, or the authors' ``.pth``)
     loaded key for key (each modality's branches intact), frozen backbone, head re-initialised only when
     the class count differs.
@@ -67,10 +73,15 @@ class InitSpec:
 
     kind: InitKind = "scratch"
     path: str | None = None
+    scheme: ScratchInit = "authors"
 
     def __post_init__(self) -> None:
         if self.kind not in ("scratch", "beit3", "mome"):
             raise TrainError(f"unknown init kind {self.kind!r}")
+        if self.scheme not in ("authors", "xavier"):
+            raise TrainError(f"unknown scratch init scheme {self.scheme!r}; choose authors or xavier")
+        if self.scheme != "authors" and self.kind != "scratch":
+            raise TrainError(f"init scheme {self.scheme!r} applies to training from scratch only")
         if (self.kind == "scratch") != (self.path is None):
             raise TrainError(f"init {self.kind!r} {'takes no' if self.kind == 'scratch' else 'needs a'} path")
 

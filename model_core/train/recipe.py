@@ -74,6 +74,22 @@ def _load_mome(path: str, cfg: MomeConfig) -> tuple[Mome, list[str]]:
     return model, [report.summary()]
 
 
+HEAD_SCALE_XAVIER = 0.1
+"""Factor on the Xavier-initialised head of the ``xavier`` scratch scheme (initial logits ~ +-0.5)."""
+
+
+@torch.no_grad()
+def xavier_init(model: Mome) -> None:
+    """The ``xavier`` scratch scheme: every Linear weight Xavier-uniform, biases 0, head x
+    :data:`HEAD_SCALE_XAVIER`; adapters' ``D_fc2`` stay 0 (adapters start as the identity); LayerNorms,
+    convs, CLS, position tables and the MoE keep the authors' init."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear) and not name.endswith("D_fc2"):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    model.head.weight.mul_(HEAD_SCALE_XAVIER)
+
+
 def build_model(cfg: MomeConfig, init: InitSpec, seed: int = 0, num_classes: int = 2) -> tuple[Mome, InitReport]:
     """The network to train, in train mode, with ``requires_grad`` set per the init kind.
 
@@ -88,7 +104,10 @@ def build_model(cfg: MomeConfig, init: InitSpec, seed: int = 0, num_classes: int
     if init.kind == "scratch":
         model = Mome(cfg.replace(num_classes=num_classes))
         model.untie_frozen()
-        report.notes.append("authors' init; frozen modules untied (one copy per modality); all parameters trained")
+        if init.scheme == "xavier":
+            xavier_init(model)
+        report.notes.append(f"{'authors' if init.scheme == 'authors' else 'Xavier'} init; frozen modules untied "
+                            "(one copy per modality); all parameters trained")
     elif init.kind == "beit3":
         from model_core.checkpoint import load_beit3_pretrained
 

@@ -146,7 +146,8 @@ def train(spec: RunSpec, opts: TrainOptions, dist: ddp.DistInfo | None = None) -
     ddp.barrier(dist)
     train_ds, val_ds = CaseDataset(train_cases, cache), CaseDataset(val_cases, cache)
 
-    key = {"options": opts.resume_key(), "init": {"kind": spec.init.kind, "path": spec.init.path},
+    init_key = {"kind": spec.init.kind, "path": spec.init.path, "scheme": spec.init.scheme}
+    key = {"options": opts.resume_key(), "init": init_key,
            "train": _ids_digest(train_ds), "val": _ids_digest(val_ds), "world_size": dist.world_size,
            "folds": spec.folds, "fold": spec.fold}
     optimizer = make_optimizer(model, opts)

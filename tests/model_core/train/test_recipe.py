@@ -52,6 +52,33 @@ def test_scratch_unties_and_trains_everything(tiny_cfg: MomeConfig) -> None:
                                                   strict=True))
 
 
+def test_xavier_scratch_init(tiny_cfg: MomeConfig) -> None:
+    authors, _ = build_model(tiny_cfg, InitSpec(), seed=4)
+    model, report = build_model(tiny_cfg, InitSpec(scheme="xavier"), seed=4)
+    assert "Xavier init" in report.notes[0] and all(p.requires_grad for p in model.parameters())
+    named = dict(model.named_modules())
+    q = named["beit3.encoder.layers.0.self_attn.q_proj.A"]
+    assert isinstance(q, torch.nn.Linear)
+    bound = math.sqrt(6.0 / (q.in_features + q.out_features))  # Xavier-uniform
+    assert q.weight.abs().max() <= bound and q.weight.std() > 0.5 * bound / math.sqrt(3)
+    q_authors = dict(authors.named_modules())["beit3.encoder.layers.0.self_attn.q_proj.A"]
+    assert isinstance(q_authors, torch.nn.Linear) and q.weight.std() > 5 * q_authors.weight.std()
+    head_bound = 0.1 * math.sqrt(6.0 / (model.head.in_features + model.head.out_features))
+    assert 0.5 * head_bound < model.head.weight.abs().max() <= head_bound
+    assert authors.head.weight.abs().max() <= 0.02 * 0.001
+    for name, m in model.named_modules():
+        if name.endswith("D_fc2"):
+            assert isinstance(m, torch.nn.Linear) and not m.weight.any() and not m.bias.any()
+    # LayerNorms and convs keep the authors' init: same seed, same values
+    sd_a, sd_x = authors.state_dict(), model.state_dict()
+    conv = next(k for k in sd_a if k.endswith("stem.0.weight"))
+    assert torch.equal(sd_a[conv], sd_x[conv])
+    with pytest.raises(TrainError, match="scheme"):
+        InitSpec(scheme="kaiming")  # type: ignore[arg-type]
+    with pytest.raises(TrainError, match="from scratch only"):
+        InitSpec("mome", "m.safetensors", scheme="xavier")
+
+
 def test_beit3_init_freezes_the_backbone(tiny_cfg: MomeConfig, tmp_path: Path) -> None:
     src = Mome(tiny_cfg)
     sd = {k: v + 1.0 for k, v in src.state_dict().items() if ".A." in k and not is_trainable_key(k)}
