@@ -2,10 +2,13 @@
 
 The class-conditional distributions below decide how much each sequence says about malignancy (see the
 package docstring for the whole generative story). They were tuned so that, on the ``ds1`` site, hand
-features computed inside the true lesion mask give per-modality AUROCs between ~0.6 and ~0.95 and a
-logistic model on all of them (~0.95) beats the DCE-only one (~0.93) by a clear margin (``python -m
-model_core.phantom.separability`` prints the numbers); the noise-free attributes bound a model at ~0.955
-(DCE) and ~0.986 (all sequences).
+features computed inside the true lesion mask give single-feature AUROCs between ~0.5 and ~0.92 and a
+cross-validated logistic model on all of them beats the DCE-only one by a clear margin: DCE 0.962,
+DCE+DWI 0.977, DCE+T2 0.978, all 0.990 (300 cases, seed 0, scale 0.6: ``python -m
+model_core.phantom.separability --site ds1 --n 300``). A first tuning (DCE 0.90, all 0.95) was hard
+enough that the demo network, trained from scratch on a few hundred cases, could not approach the
+issue-5 targets; the classes were pulled apart (kinetics, peak, wash-in time, size, ADC, T2 ratio) while
+keeping DCE the strongest sequence and each sequence imperfect (``tests/model_core/phantom/test_world.py``).
 
 Units: diameters in mm; times in s after contrast injection; enhancement ``E`` in units of a reference
 T1 signal (0.4, the fibroglandular pre-contrast level), so ``E = 1`` is roughly a 100 % signal increase;
@@ -48,25 +51,25 @@ class LesionClass:
 
 
 BENIGN = LesionClass(
-    diameter_median_mm=12.0, diameter_sigma_log=0.45,
+    diameter_median_mm=11.5, diameter_sigma_log=0.42,
     shape_p=(0.27, 0.45, 0.21, 0.07),
     pattern_p=(0.64, 0.31, 0.05),
-    kinetic_p=(0.58, 0.29, 0.13),
-    peak_median=0.90, peak_sigma_log=0.40,
-    tau_median_s=80.0, tau_sigma_log=0.45,
-    adc_mean=1.42, adc_sd=0.26,
-    t2_median=1.50, t2_sigma_log=0.28,
+    kinetic_p=(0.64, 0.27, 0.09),
+    peak_median=0.85, peak_sigma_log=0.40,
+    tau_median_s=85.0, tau_sigma_log=0.42,
+    adc_mean=1.50, adc_sd=0.20,
+    t2_median=1.65, t2_sigma_log=0.24,
 )  # fmt: skip
 
 MALIGNANT = LesionClass(
-    diameter_median_mm=17.0, diameter_sigma_log=0.45,
+    diameter_median_mm=18.0, diameter_sigma_log=0.42,
     shape_p=(0.08, 0.14, 0.42, 0.36),
     pattern_p=(0.24, 0.55, 0.21),
-    kinetic_p=(0.15, 0.35, 0.50),
-    peak_median=1.40, peak_sigma_log=0.38,
-    tau_median_s=55.0, tau_sigma_log=0.45,
-    adc_mean=1.04, adc_sd=0.22,
-    t2_median=1.00, t2_sigma_log=0.27,
+    kinetic_p=(0.10, 0.30, 0.60),
+    peak_median=1.45, peak_sigma_log=0.38,
+    tau_median_s=52.0, tau_sigma_log=0.42,
+    adc_mean=0.98, adc_sd=0.20,
+    t2_median=0.95, t2_sigma_log=0.24,
 )  # fmt: skip
 
 TNBC = LesionClass(  # triple-negative cancers: rounder, rim-enhancing, T2-bright, larger
