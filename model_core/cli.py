@@ -74,11 +74,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
-    from model_core.demo import run_demo
+    from model_core.demo import DEMO_IG_STEPS, run_demo
 
     out = args.out or tempfile.mkdtemp(prefix="mome-demo-")
     bar = _progress_logger("demo")
-    result, _ = run_demo(out, seed=args.seed, tta=args.tta, explain=not args.no_explain, ig_steps=args.ig_steps,
+    steps = DEMO_IG_STEPS if args.ig_steps is None else args.ig_steps
+    result, _ = run_demo(out, seed=args.seed, tta=args.tta, explain=not args.no_explain, ig_steps=steps,
                          weights=args.weights, preset=args.preset, scale=args.scale, progress=bar,
                          device=args.device, dtype=args.dtype, threads=args.threads or None, audit_log=args.audit)
     _emit(result.to_dict(), None)
@@ -151,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=None, help="phantom seed (default: the demo case)")
     d.add_argument("--tta", default="none", choices=("none", "interactive", "full"), help="test-time augmentation")
     d.add_argument("--no-explain", action="store_true", help="skip integrated-gradients saliency")
-    d.add_argument("--ig-steps", type=int, default=16,
-                   help="integrated-gradients steps (default 16 here for speed; the library default is 32)")
+    d.add_argument("--ig-steps", type=int, default=None,
+                   help="integrated-gradients steps (default model_core.demo.DEMO_IG_STEPS = 64: the shipped demo "
+                        "model needs them for a completeness error of a few %%; the library default is 32)")
     d.add_argument("--weights", help="a native model (.safetensors + card) instead of the demo weights")
     d.add_argument("--preset", default="demo", help="config of the untrained fallback network (default demo)")
     d.add_argument("--scale", type=float, default=1.0, help="phantom matrix scale (1 = demo resolution)")
