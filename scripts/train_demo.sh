@@ -5,7 +5,9 @@
 #   EXPORT=resources/demo.safetensors bash scripts/train_demo.sh    # ... and ship it
 #
 # Trained on synthetic phantoms, not for clinical use. Deterministic: every cohort has a fixed seed and
-# training has --seed; on the same machine and thread count a re-run reproduces the model bitwise.
+# training has --seed; on the same machine and thread count a re-run reproduces the weights bitwise (measured:
+# all 926 tensors equal, identical test predictions; the .safetensors bytes and so their sha256 can differ, as
+# safetensors writes its metadata entries in hash-map order).
 # Re-running only the training and evaluation on the same cohorts (e.g. to check reproduction):
 #   WORK=runs/demo_repro COHORTS=runs/demo/cohorts CACHE=runs/demo/cache bash scripts/train_demo.sh
 #
