@@ -185,6 +185,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     from model_core.train.options import TrainError, get_task
 
+    if args.calibrate_on and not args.checks:
+        raise TrainError("--calibrate-on needs --checks (the threshold comes from the Predictor's probabilities)")
     torch.set_num_threads(args.threads or (os.cpu_count() or 1))
     model, _ = load_native(args.weights)
     weights = Path(args.weights)

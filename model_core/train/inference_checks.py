@@ -15,6 +15,7 @@ Nothing here trains or changes the model; results are JSON-serialisable for the 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -78,8 +79,6 @@ def mask_path(case: CaseRef) -> Path:
     Raises:
         FileNotFoundError: the study names no mask (not a phantom study) or the file is missing.
     """
-    import json
-
     folder = Path(case.path)
     doc = json.loads((folder / "study.json").read_text(encoding="utf-8"))
     name = doc.get("extra", {}).get("mask")
@@ -195,8 +194,6 @@ def summarise(rows: Sequence[CaseCheck], calibrate_on: str | None, apply_to: Seq
 
 def write_rows(rows: Sequence[CaseCheck], path: str | os.PathLike[str]) -> None:
     """Per-case checks as JSON lines."""
-    import json
-
     with open(path, "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r.to_dict(), sort_keys=True) + "\n")

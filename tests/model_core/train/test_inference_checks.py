@@ -106,3 +106,10 @@ def test_evaluate_model_checks_write_the_card(cohorts: dict[str, Path], tiny_cfg
     assert card.thresholds["birads4"]["cohort"] == "cal" and card.thresholds["birads4"]["sensitivity"] == 1.0
     assert set(card.metrics["birads4_downgrade"]) == {"ext"}
     assert card.metrics["pointing_game"]["cal"]["n"] == 3 and card.metrics["global_shapley"]["all"]["all"]["n"] == 14
+
+
+def test_calibrate_on_needs_checks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from model_core.cli import main
+
+    rc = main(["evaluate-model", str(tmp_path / "absent.safetensors"), "--cohort", "a=x.csv", "--calibrate-on", "a"])
+    assert rc == 2 and "--calibrate-on needs --checks" in caplog.text
