@@ -32,6 +32,7 @@ from model_core.inference import Predictor, RunOptions
 from model_core.io import read_study, read_volume
 from model_core.result import Saliency
 from model_core.shapley import global_shapley
+from model_core.study import Study
 from model_core.train.data import CaseRef
 
 log = logging.getLogger(__name__)
@@ -73,18 +74,17 @@ class CaseCheck:
         return dict(self.__dict__)
 
 
-def mask_path(case: CaseRef) -> Path:
-    """The lesion mask named in the study folder's ``study.json`` (``extra.mask``).
+def mask_path(case: CaseRef, study: Study) -> Path:
+    """The lesion mask the study's manifest names (``extra.mask``, kept by the reader in ``clinical.extra``).
 
     Raises:
         FileNotFoundError: the study names no mask (not a phantom study) or the file is missing.
     """
-    folder = Path(case.path)
-    doc = json.loads((folder / "study.json").read_text(encoding="utf-8"))
-    name = doc.get("extra", {}).get("mask")
-    if not name or not (folder / name).is_file():
-        raise FileNotFoundError(f"{case.case_id}: no lesion mask named in {folder / 'study.json'}")
-    return folder / name
+    name = study.clinical.extra.get("mask")
+    path = Path(case.path) / str(name)
+    if not name or not path.is_file():
+        raise FileNotFoundError(f"{case.case_id}: no lesion mask named in the manifest of {case.path}")
+    return path
 
 
 def dilated_mask(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> np.ndarray:
@@ -116,11 +116,11 @@ def check_case(predictor: Predictor, case: CaseRef, cohort: str, opts: CheckOpti
     study = read_study(case.path)
     explain = case.label == 1 or not opts.explain_malignant_only
     result = predictor.run(study, options=RunOptions(tta="none", explain=explain, ig_steps=opts.ig_steps))
-    birads = str(case.info.get("birads", "") or (study.clinical.birads if study.clinical else "") or "")
+    birads = str(case.info.get("birads") or study.clinical.birads or "")
     out = CaseCheck(case.case_id, cohort, int(case.label), birads, float(result.probability),
                     result.subset_probability("dce"), {m: float(v) for m, v in result.shapley.items()})
     if explain and result.saliency:
-        mask = read_volume(mask_path(case))
+        mask = read_volume(mask_path(case, study))
         region = dilated_mask(mask.data, mask.affine, opts.radius_mm)
         for m, sal in result.saliency.items():
             out.hits[m] = points_at(sal, region, mask.affine)
