@@ -50,7 +50,9 @@ N_TEST=${N_TEST:-100}          # per site (ds1, ds2, ds3)
 EPOCHS=${EPOCHS:-12}
 ACCUM=${ACCUM:-1}
 LR=${LR:-1e-4}
+MODALITY_DROPOUT=${MODALITY_DROPOUT:-0.5}  # share of samples shown with a random proper subset of sequences
 IG_STEPS=${IG_STEPS:-16}
+CHECKS=${CHECKS:-1}            # 0: AUROCs only (no Shapley / pointing game / BI-RADS 4, no export)
 EXPORT=${EXPORT:-$WORK/demo.safetensors}
 
 C=$COHORTS
@@ -72,17 +74,21 @@ t_train=$(date +%s)
 "$MOME" train --preset demo --task malignancy --scratch-init xavier --weight-decay 0 \
   --train-csv "$C/train_ds1/cohort.csv" "$C/train_ds2/cohort.csv" \
   --val-csv "$C/val_ds1/cohort.csv" "$C/val_ds2/cohort.csv" \
-  --epochs "$EPOCHS" --accumulation "$ACCUM" --lr "$LR" --seed "$SEED" \
-  --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/model"
+  --epochs "$EPOCHS" --accumulation "$ACCUM" --lr "$LR" --modality-dropout "$MODALITY_DROPOUT" --seed "$SEED" \
+  --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/model" --resume
 echo "train (incl. preprocessing): $(( $(date +%s) - t_train )) s" >&2
 
 # Held-out cohorts of every site: AUROC multiparametric and DCE only with 1000x bootstrap 95% CIs,
 # BI-RADS 4 threshold (ds1 test) and downgrades (ds2, ds3), global Shapley, IG pointing game -> card.
+if [ "$CHECKS" = 1 ]; then
+  checks=(--checks --calibrate-on ds1_test --ig-steps "$IG_STEPS" --update-card --export "$EXPORT" --export-name mome-demo)
+else
+  checks=()
+fi
 "$MOME" evaluate-model "$WORK/model/best.safetensors" \
   --cohort "ds1_test=$C/test_ds1/cohort.csv" --cohort "ds2_test=$C/test_ds2/cohort.csv" \
   --cohort "ds3_test=$C/test_ds3/cohort.csv" \
   --bootstrap 1000 --seed 0 --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/eval" \
-  --checks --calibrate-on ds1_test --ig-steps "$IG_STEPS" --update-card \
-  --export "$EXPORT" --export-name mome-demo \
-  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR THREADS=$THREADS)"
+  "${checks[@]}" \
+  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT THREADS=$THREADS)"
 echo "total: $(( $(date +%s) - start )) s" >&2

@@ -83,6 +83,9 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     r.add_argument("--weight-decay", type=float, default=5e-4, help="coupled L2 (Adam, not AdamW)")
     r.add_argument("--class-weights", default="auto", choices=["auto", "none", "balanced"],
                    help="auto: balanced for tnbc/pcr (paper's weighted softmax), none for malignancy")
+    r.add_argument("--modality-dropout", type=float, default=0.0, metavar="P",
+                   help="show a training sample with a random proper subset of its sequences with probability P "
+                        "(not in the paper; default 0; the demo model uses 0.5, see scripts/train_demo.sh)")
     r.add_argument("--epoch-end", default="carry", choices=["carry", "step"],
                    help="leftover gradients at epoch end: carry into the next epoch (authors) or step")
     r.add_argument("--seed", type=int, default=0)
@@ -114,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
         opts = TrainOptions(task=args.task, epochs=args.epochs, accumulation=args.accumulation, lr=args.lr,
                             min_lr=args.min_lr, weight_decay=args.weight_decay, class_weights=args.class_weights,
                             epoch_end=args.epoch_end, seed=args.seed, stop_after=args.stop_after,
-                            save_dtype=args.save_dtype)
+                            save_dtype=args.save_dtype, modality_dropout=args.modality_dropout)
         if args.folds is None and args.fold is not None:
             raise TrainError("--fold needs --folds")
         folds: list[int | None] = [None]

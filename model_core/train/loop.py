@@ -11,6 +11,7 @@ resumable state and ``history.json`` written (rank 0 writes every file).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
@@ -38,6 +39,21 @@ log = logging.getLogger(__name__)
 STATE_FILE = "train_state.pt"
 BEST_FILE = "best.safetensors"
 HISTORY_FILE = "history.json"
+
+
+DROPOUT_SUBSETS: tuple[tuple[str, ...], ...] = tuple(
+    s for r in range(1, len(MODALITIES)) for s in itertools.combinations(MODALITIES, r))
+"""The 6 proper, non-empty modality subsets a training sample may be shown with (modality dropout)."""
+
+
+def dropout_subset(rng: np.random.Generator, p: float) -> tuple[str, ...] | None:
+    """With probability ``p`` a subset drawn uniformly from :data:`DROPOUT_SUBSETS`, else ``None`` (all).
+
+    Draws nothing when ``p == 0``, so the paper's recipe consumes no random numbers for it.
+    """
+    if p <= 0.0 or rng.random() >= p:
+        return None
+    return DROPOUT_SUBSETS[int(rng.integers(len(DROPOUT_SUBSETS)))]
 
 
 def _seed_int(*words: int) -> int:
@@ -127,17 +143,22 @@ class Trainer:
         model.train()
         order = epoch_order(len(self.train_ds), opts.seed, epoch, dist.world_size)[dist.rank :: dist.world_size]
         rng = np.random.default_rng([opts.seed, epoch, dist.rank, 1])
+        drop_rng = np.random.default_rng([opts.seed, epoch, dist.rank, 3])  # its own stream: p=0 changes nothing
         torch.manual_seed(_seed_int(opts.seed, epoch, dist.rank, 2))
         lr = self.optimizer.param_groups[0]["lr"]
-        total = torch.zeros(2, dtype=torch.float64)
+        total = torch.zeros(3, dtype=torch.float64)  # loss sum, samples, samples shown with a subset
         steps = 0
         t0, c0 = time.perf_counter(), time.process_time()
         bar = _bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}")
         for i, idx in enumerate(bar):
             inputs, target = self.train_ds.train_item(int(idx), rng)
+            keep = dropout_subset(drop_rng, opts.modality_dropout)
+            if keep is not None and any(inputs[m] is not None for m in keep):
+                inputs = {m: v if m in keep else None for m, v in inputs.items()}
+                total[2] += 1
             loss = loss_fn(model(**inputs), target, self.weight)
             (loss / opts.accumulation).backward()
-            total += torch.tensor([loss.item(), 1.0], dtype=torch.float64)
+            total[:2] += torch.tensor([loss.item(), 1.0], dtype=torch.float64)
             if (i + 1) % self.local_accum == 0:
                 self._step()
                 steps += 1
@@ -154,7 +175,8 @@ class Trainer:
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         ddp.allreduce_sum_(total, dist)
         return {"epoch": epoch + 1, "lr": lr, "train_loss": total[0].item() / total[1].item(),
-                "train_samples": int(total[1].item()), "optimizer_steps": steps,
+                "train_samples": int(total[1].item()), "subset_samples": int(total[2].item()),
+                "optimizer_steps": steps,
                 "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order) * dist.world_size, 1),
                 "cpu_seconds_per_sample": cpu / max(len(order), 1), "threads": torch.get_num_threads()}
 

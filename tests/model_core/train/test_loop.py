@@ -76,3 +76,47 @@ def test_cli_kfold_fold_and_tnbc_guard(cohorts: dict[str, Path], tmp_path: Path)
                "--preset", "tiny", "--epochs", "1", "--out", str(tmp_path / "t"), "--cache", str(cohorts["cache"]),
                "--no-progress"])
     assert rc == 2
+
+
+def test_dropout_subset_draws_every_proper_subset_and_nothing_at_zero() -> None:
+    import numpy as np
+
+    assert len(loop.DROPOUT_SUBSETS) == 6 and ("dce", "dwi", "t2") not in loop.DROPOUT_SUBSETS
+    rng = np.random.default_rng(0)
+    draws = [loop.dropout_subset(rng, 0.5) for _ in range(2000)]
+    shown = [d for d in draws if d is not None]
+    assert 0.45 < len(shown) / len(draws) < 0.55 and set(shown) == set(loop.DROPOUT_SUBSETS)
+    rng0, ref = np.random.default_rng(1), np.random.default_rng(1)
+    assert all(loop.dropout_subset(rng0, 0.0) is None for _ in range(10))
+    assert rng0.random() == ref.random()  # p = 0 consumed no random numbers
+    with pytest.raises(TrainError, match="modality_dropout"):
+        TrainOptions(modality_dropout=1.0)
+
+
+def test_modality_dropout_shows_subsets_deterministically(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_core.mome import Mome
+
+    seen: list[tuple[str, ...]] = []
+    forward = Mome.forward
+
+    def spy(self: Mome, dce=None, dwi=None, t2=None, **kw):  # type: ignore[no-untyped-def]
+        if self.training:
+            seen.append(tuple(m for m, v in (("dce", dce), ("dwi", dwi), ("t2", t2)) if v is not None))
+        return forward(self, dce, dwi, t2, **kw)
+
+    monkeypatch.setattr(Mome, "forward", spy)
+    opts = TrainOptions(epochs=2, accumulation=2, seed=3, modality_dropout=0.6, weight_decay=0.0)
+    a = train(_spec(cohorts, tiny_cfg, tmp_path / "a"), opts)
+    first, seen[:] = list(seen), []
+    b = train(_spec(cohorts, tiny_cfg, tmp_path / "b"), opts)
+    assert seen == first and len(first) == 16
+    subsets = [s for s in first if s != ("dce", "dwi", "t2")]
+    assert subsets and all(s in loop.DROPOUT_SUBSETS for s in subsets)
+    assert sum(r["subset_samples"] for r in a.progress.history) == len(subsets)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    card = json.loads((tmp_path / "a" / "best.card.json").read_text())
+    assert card["training"]["options"]["modality_dropout"] == 0.6
+    with pytest.raises(TrainError, match="cannot resume"):
+        train(_spec(cohorts, tiny_cfg, tmp_path / "a", resume=True), dataclasses.replace(opts, modality_dropout=0.0))
