@@ -85,7 +85,7 @@ def configure_train(p: argparse.ArgumentParser) -> None:
                    help="auto: balanced for tnbc/pcr (paper's weighted softmax), none for malignancy")
     r.add_argument("--modality-dropout", type=float, default=0.0, metavar="P",
                    help="show a training sample with a random proper subset of its sequences with probability P "
-                        "(not in the paper; default 0; the demo model uses 0.5, see scripts/train_demo.sh)")
+                        "(not in the paper; default 0, as for the demo model: see scripts/train_demo.sh)")
     r.add_argument("--epoch-end", default="carry", choices=["carry", "step"],
                    help="leftover gradients at epoch end: carry into the next epoch (authors) or step")
     r.add_argument("--seed", type=int, default=0)

@@ -91,6 +91,9 @@ def test_dropout_subset_draws_every_proper_subset_and_nothing_at_zero() -> None:
     assert rng0.random() == ref.random()  # p = 0 consumed no random numbers
     with pytest.raises(TrainError, match="modality_dropout"):
         TrainOptions(modality_dropout=1.0)
+    # without dropout the resume key is the one states saved before the option existed carry
+    assert "modality_dropout" not in TrainOptions().resume_key()
+    assert TrainOptions(modality_dropout=0.5).resume_key()["modality_dropout"] == 0.5
 
 
 def test_modality_dropout_shows_subsets_deterministically(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
