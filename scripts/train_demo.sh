@@ -69,7 +69,7 @@ ACCUM=${ACCUM:-1}
 LR=${LR:-1e-4}
 MODALITY_DROPOUT=${MODALITY_DROPOUT:-0}  # share of samples shown with a random proper subset of sequences
 IG_STEPS=${IG_STEPS:-16}
-CHECKS=${CHECKS:-1}            # 0: AUROCs only (no Shapley / pointing game / BI-RADS 4, no export)
+CHECKS=${CHECKS:-1}            # 0: AUROCs into $WORK/eval only (no Shapley / pointing game / BI-RADS 4, card untouched, no export)
 EXPORT=${EXPORT:-$WORK/demo.safetensors}
 
 C=$COHORTS
