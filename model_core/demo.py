@@ -33,8 +33,8 @@ DEMO_SEED = 1
 """A benign BI-RADS 4 phantom (ds1) at the time of writing: the downgrade use case."""
 DEMO_IG_STEPS = 64
 """IG steps of the demo. With the shipped (trained) demo model the completeness error on the demo case and
-two more ds1 phantoms was 38-124 % at 16 steps, 16-51 % at 32 and 2-15 % at 64 (1 thread: ~20 s at 64);
-the untrained network had 0.04 % at 16. The error is printed with every result."""
+two more ds1 phantoms was 38-124 % at 16 steps, 16-51 % at 32 and 2-15 % at 64 (1 thread: ~20 s at 64).
+The error is printed with every result."""
 RESOURCES = Path(__file__).resolve().parent / "resources"
 DEMO_WEIGHTS = RESOURCES / "demo.safetensors"
 UNTRAINED = "UNTRAINED network: numbers are meaningless"

@@ -11,7 +11,6 @@ resumable state and ``history.json`` written (rank 0 writes every file).
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import sys
@@ -27,6 +26,7 @@ import torch
 from model_core.config import MODALITIES
 from model_core.mome import Mome
 from model_core.native import ModelCard, save_native
+from model_core.subsets import SUBSETS, Subset
 from model_core.train import ddp
 from model_core.train.data import CaseDataset
 from model_core.train.metrics import auroc
@@ -41,12 +41,11 @@ BEST_FILE = "best.safetensors"
 HISTORY_FILE = "history.json"
 
 
-DROPOUT_SUBSETS: tuple[tuple[str, ...], ...] = tuple(
-    s for r in range(1, len(MODALITIES)) for s in itertools.combinations(MODALITIES, r))
+DROPOUT_SUBSETS: tuple[Subset, ...] = tuple(s for s in SUBSETS if 0 < len(s) < len(MODALITIES))
 """The 6 proper, non-empty modality subsets a training sample may be shown with (modality dropout)."""
 
 
-def dropout_subset(rng: np.random.Generator, p: float) -> tuple[str, ...] | None:
+def dropout_subset(rng: np.random.Generator, p: float) -> Subset | None:
     """With probability ``p`` a subset drawn uniformly from :data:`DROPOUT_SUBSETS`, else ``None`` (all).
 
     Draws nothing when ``p == 0``, so the paper's recipe consumes no random numbers for it.
