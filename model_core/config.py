@@ -156,7 +156,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
     # CPU-friendly: the fixture widths, narrower stems (16, 32: half the cost of a training step) and no
     # stochastic depth (trained from scratch on a few hundred phantoms), on canvases large enough for
-    # the phantom world.
+    # the phantom world (DWI at T2's canvas: a 64 x 48 x 16 DWI canvas left lesions a few voxels wide, too
+    # small for the stride-16 tokenizer to learn from; see model_core.phantom.sites).
     "demo": {
         "embed_dim": 64,
         "num_heads": 4,
@@ -164,7 +165,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "num_experts": 32,
         "stem_widths": (16, 32),
         "drop_path_rate": 0.0,
-        "sizes": {"dce": (128, 96, 48), "dwi": (64, 48, 16), "t2": (128, 96, 32)},
+        "sizes": {"dce": (128, 96, 48), "dwi": (128, 96, 32), "t2": (128, 96, 32)},
     },
     # Exactly the parity-fixture model (../shared/fixtures/mome_parity).
     "fixture": {

@@ -188,7 +188,7 @@ class Tissues:
     )  # fmt: skip
     enhancement_ref: float = 0.4  # signal units of E = 1
     bpe_tau_s: float = 160.0
-    lesion_s0_t2_exponent: float = 0.35  # DWI S0 of the lesion ~ (T2 ratio) ** exponent (T2 shine-through)
+    lesion_s0_t2_exponent: float = 0.1  # DWI S0 of the lesion ~ (T2 ratio) ** exponent (weak T2 shine-through)
     fgt_adc_sd: float = 0.12
 
     def table(self, name: str) -> dict[str, float]:

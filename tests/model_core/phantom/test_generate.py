@@ -115,7 +115,7 @@ def test_demo_scale_matrices() -> None:
     proto = SITES["ds1"].protocols[truth.protocol_index]
     assert (
         proto.dce.shape == (144, 112, 48)
-        and proto.dwi.shape == (72, 56, 16)
+        and proto.dwi.shape == (128, 100, 32)
         and proto.t2.shape == (144, 112, 32)
     )
     assert 340 <= proto.dce.fov_mm[0] <= 380
