@@ -9,6 +9,8 @@ model_core.phantom.separability --site ds1 --n 300``). A first tuning (DCE 0.90,
 enough that the demo network, trained from scratch on a few hundred cases, could not approach the
 issue-5 targets; the classes were pulled apart (kinetics, peak, wash-in time, size, ADC, T2 ratio) while
 keeping DCE the strongest sequence and each sequence imperfect (``tests/model_core/phantom/test_world.py``).
+Since then DWI got finer grids and weaker T2 shine-through (``Tissues.lesion_s0_t2_exponent``), which
+raised the DWI share; current figures are in the package docstring.
 
 Units: diameters in mm; times in s after contrast injection; enhancement ``E`` in units of a reference
 T1 signal (0.4, the fibroglandular pre-contrast level), so ``E = 1`` is roughly a 100 % signal increase;
