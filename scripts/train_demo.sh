@@ -45,8 +45,8 @@
 # (with a 128 x 96 x 32 DWI canvas in the demo preset) and T2 shine-through weaker (lesion DWI S0 ~ T2
 # ratio ** 0.1 instead of ** 0.35); the same probe on the new DWI canvases: 0.78-0.84. The shipped model is
 # trained on that world with this script's defaults (no modality dropout). It still ignores DWI and T2:
-# DCE-only AUROC equals the multiparametric one (to 0.003) on every test cohort, and without DCE its output is constant (0.901-0.902 on the 40 ds1 validation
-# studies). Apparently the network learns the DCE evidence first and DWI then lowers the remaining loss too
+# DCE-only AUROC equals the multiparametric one (to 0.003) on every test cohort, and without DCE its output
+# is constant (0.901-0.902 on the 40 ds1 validation studies). Apparently the network learns the DCE evidence first and DWI then lowers the remaining loss too
 # little to be picked up: making it use DWI/T2 needs a change to training (not found yet).
 #
 # Costs on this 2-core machine (demo preset: stems 16/32; 1 thread per run, two runs side by side):
