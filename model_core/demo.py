@@ -30,8 +30,8 @@ from model_core.result import Result
 log = logging.getLogger(__name__)
 
 DEMO_SEED = 1
-"""A benign BI-RADS 4 phantom (ds1): the downgrade use case. The shipped demo model gives it p 0.18, above
-its BI-RADS 4 threshold (0.131), so the demo shows "biopsy supported" for a benign lesion."""
+"""A benign BI-RADS 4 phantom (ds1), chosen for the downgrade use case. The current demo model gives it
+p 0.18, above its BI-RADS 4 threshold (0.131), so the demo shows "biopsy supported" for it."""
 DEMO_IG_STEPS = 64
 """IG steps of the demo. With the shipped demo model the completeness error on the demo case is 1.1 % at 64
 steps (~20 s); with an earlier demo model it was 38-124 % at 16 steps, 16-51 % at 32 and 2-15 % at 64 on

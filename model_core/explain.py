@@ -17,8 +17,8 @@
   on MOME (measured: demo preset 96 %, tiny 81 %); the graded path 0.2 % (demo) and 5 % (tiny), measured
   when the demo preset's stems were 64/128. With the current demo preset (stems 16/32) the error at 32 steps
   varies widely between studies and weights (0.4 % to several hundred % on three phantoms, untrained and
-  shipped weights; largest where ``F(x) - F(0)`` is small), and more decades do not fix it consistently:
-  read ``relative_error`` of each result, and use more steps (``mome demo`` uses 64).
+  an earlier shipped model's weights; largest where ``F(x) - F(0)`` is small), and more decades do not fix
+  it consistently: read ``relative_error`` of each result, and use more steps (``mome demo`` uses 64).
   ``decades=0`` is plain captum IG over [0, 1].
 * **Completeness**: captum's convergence delta ``sum(attr) - (F(x) - F(0))`` is reported, with
   ``relative_error = |delta| / |F(x) - F(0)|`` (``F(x)`` and ``F(0)`` are the two forwards captum runs for

@@ -46,13 +46,14 @@
 # ratio ** 0.1 instead of ** 0.35); the same probe on the new DWI canvases: 0.78-0.84. The shipped model is
 # trained on that world with this script's defaults (no modality dropout). It still ignores DWI and T2:
 # DCE-only AUROC equals the multiparametric one (to 0.003) on every test cohort, and without DCE its output
-# is constant (0.901-0.902 on the 40 ds1 validation studies). Apparently the network learns the DCE evidence first and DWI then lowers the remaining loss too
-# little to be picked up: making it use DWI/T2 needs a change to training (not found yet).
+# is constant (0.901-0.902 on the 40 ds1 validation studies). Apparently the network learns the DCE
+# evidence first and DWI then lowers the remaining loss too little to be picked up: making it use DWI/T2
+# needs a change to training (not found yet).
 #
 # Costs on this 2-core machine (demo preset: stems 16/32; 1 thread per run, two runs side by side):
-# preprocessing of the 680 training/validation studies ~6 min (2 workers), training ~0.45 s per sample
-# (12 epochs of 600: 54 min),
-# validation ~0.1 s per case, checks (8 subsets + 16-step IG on malignant cases) ~5 s per case.
+# phantom generation ~0.25 s per ds1 study (median), preprocessing of the 680 training/validation studies
+# ~6 min (2 workers), training ~0.45 s per sample (12 epochs of 600: 54 min), validation ~0.1 s per case,
+# checks (8 subsets + 16-step IG on malignant cases) ~5 s per case.
 # Disk: the uncompressed NIfTI cohorts take ~28 GB and the preprocessing cache ~6 GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,7 +74,7 @@ ACCUM=${ACCUM:-1}
 LR=${LR:-1e-4}
 MODALITY_DROPOUT=${MODALITY_DROPOUT:-0}  # share of samples shown with a random proper subset of sequences
 IG_STEPS=${IG_STEPS:-16}
-CHECKS=${CHECKS:-1}            # 0: AUROCs into $WORK/eval only (no Shapley / pointing game / BI-RADS 4, card untouched, no export)
+CHECKS=${CHECKS:-1}            # 0: AUROCs into $WORK/eval only (no checks, card untouched, no export)
 EXPORT=${EXPORT:-$WORK/demo.safetensors}
 
 C=$COHORTS

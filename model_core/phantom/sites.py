@@ -10,8 +10,7 @@ DWI was once twice as coarse (e.g. 5 x 5 x 9 mm on ds1, 64 x 48 x 16 canvas): a 
 few voxels, and the tokenizer (three stride-2 convolutions and a stride-2 max-pool) learnt almost nothing
 from it (the demo stem + global max-pool + a linear layer trained on 600 DWI canvases: validation AUROC
 0.68-0.74 after 1-3 epochs; on the same canvases upsampled 2x: 0.81-0.88; on the current grids'
-canvases: 0.78-0.84). The current DWI grids are slightly coarser in-plane than T2's and as thick, still
-the coarsest sequence.
+canvases: 0.78-0.84). The current DWI grids are slightly coarser in-plane than T2's and as thick.
 
 Grid geometry (:class:`GridSpec`) is given in the canonical RAS+ axis order of :mod:`model_core.study`:
 ``shape = (i, j, k)`` = (right-left across both breasts, posterior-anterior, inferior-superior slices);

@@ -81,9 +81,10 @@ def mask_path(case: CaseRef, study: Study) -> Path:
         FileNotFoundError: the study names no mask (not a phantom study) or the file is missing.
     """
     name = study.clinical.extra.get("mask")
-    if not name or not (Path(case.path) / str(name)).is_file():
+    path = Path(case.path) / str(name) if name else None
+    if path is None or not path.is_file():
         raise FileNotFoundError(f"{case.case_id}: no lesion mask named in the manifest of {case.path}")
-    return Path(case.path) / str(name)
+    return path
 
 
 def dilated_mask(mask: np.ndarray, affine: np.ndarray, radius_mm: float) -> np.ndarray:
