@@ -2,11 +2,13 @@
 
 One epoch (MOME_SPEC §11): the training cases in a seeded random order (the same on every process; with
 ``W`` processes each takes every ``W``-th, the order padded by wrap-around to a multiple of ``W``); per
-case one augmented forward/backward with ``loss / accumulation``; an optimizer step (after summing the
-gradients over processes) every ``accumulation / W`` local cases; leftover gradients carried into the
-next epoch or stepped (``epoch_end``); the scheduler stepped; validation AUROC on centred inputs; the
-model saved as ``best.safetensors`` when ``val_auroc >= best`` (ties go to the later epoch); the
-resumable state and ``history.json`` written (rank 0 writes every file).
+case one augmented forward/backward with ``loss / accumulation`` (options not in the paper: plus
+``single_loss`` times the mean loss of each present sequence alone; without DCE in the first
+``branch_warmup`` epochs); an optimizer step (after summing the gradients over processes) every
+``accumulation / W`` local cases; leftover gradients carried into the next epoch or stepped
+(``epoch_end``); the scheduler stepped; validation AUROC on centred inputs; the model saved as
+``best.safetensors`` when ``val_auroc >= best`` (ties go to the later epoch); the resumable state and
+``history.json`` written (rank 0 writes every file).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,28 @@ def dropout_subset(rng: np.random.Generator, p: float) -> Subset | None:
     if p <= 0.0 or rng.random() >= p:
         return None
     return DROPOUT_SUBSETS[int(rng.integers(len(DROPOUT_SUBSETS)))]
+
+
+def single_losses(model: Mome, inputs: Mapping[str, torch.Tensor | None], target: torch.Tensor,
+                  weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The loss of all present sequences and the mean loss of each present sequence alone (``None`` with
+    fewer than two present), from one :meth:`Mome.encode` (``forward`` is exactly ``fuse(encode(...))``).
+
+    Args:
+        inputs: ``{"dce": (1, 6, X, Y, Z) | None, "dwi": ..., "t2": ...}``; target ``(1,)``.
+    """
+    segs = model.encode(inputs["dce"], inputs["dwi"], inputs["t2"])
+    loss = loss_fn(model.fuse(segs), target, weight)
+    present = [i for i, name in enumerate(MODALITIES) if inputs[name] is not None]
+    if len(present) < 2:
+        return loss, None
+    cls_only = segs[0] if inputs["dce"] is None else model.encode(batch_size=target.shape[0])[0]
+    singles = []
+    for i in present:
+        single: list[torch.Tensor | None] = [cls_only, None, None]
+        single[i] = segs[i]
+        singles.append(loss_fn(model.fuse(single), target, weight))
+    return loss, torch.stack(singles).mean()
 
 
 def _seed_int(*words: int) -> int:
@@ -145,18 +169,25 @@ class Trainer:
         drop_rng = np.random.default_rng([opts.seed, epoch, dist.rank, 3])  # its own stream: p=0 changes nothing
         torch.manual_seed(_seed_int(opts.seed, epoch, dist.rank, 2))
         lr = self.optimizer.param_groups[0]["lr"]
-        total = torch.zeros(3, dtype=torch.float64)  # loss sum, samples, samples shown with a subset
+        total = torch.zeros(4, dtype=torch.float64)  # loss sum, samples, samples shown with a subset, single loss
         steps = 0
         t0, c0 = time.perf_counter(), time.process_time()
         bar = _bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}")
         for i, idx in enumerate(bar):
             inputs, target = self.train_ds.train_item(int(idx), rng)
             keep = dropout_subset(drop_rng, opts.modality_dropout)
+            if epoch < opts.branch_warmup:
+                inputs = {**inputs, "dce": None}
             if keep is not None and any(inputs[m] is not None for m in keep):
                 inputs = {m: v if m in keep else None for m, v in inputs.items()}
                 total[2] += 1
-            loss = loss_fn(model(**inputs), target, self.weight)
-            (loss / opts.accumulation).backward()
+            if opts.single_loss > 0.0:
+                loss, single = single_losses(model, inputs, target, self.weight)
+                objective = loss if single is None else loss + opts.single_loss * single
+                total[3] += 0.0 if single is None else single.item()
+            else:
+                loss = objective = loss_fn(model(**inputs), target, self.weight)
+            (objective / opts.accumulation).backward()
             total[:2] += torch.tensor([loss.item(), 1.0], dtype=torch.float64)
             if (i + 1) % self.local_accum == 0:
                 self._step()
@@ -175,6 +206,7 @@ class Trainer:
         ddp.allreduce_sum_(total, dist)
         return {"epoch": epoch + 1, "lr": lr, "train_loss": total[0].item() / total[1].item(),
                 "train_samples": int(total[1].item()), "subset_samples": int(total[2].item()),
+                "single_loss": total[3].item() / total[1].item(),
                 "optimizer_steps": steps,
                 "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order) * dist.world_size, 1),
                 "cpu_seconds_per_sample": cpu / max(len(order), 1), "threads": torch.get_num_threads()}

@@ -123,3 +123,79 @@ def test_modality_dropout_shows_subsets_deterministically(cohorts: dict[str, Pat
     assert card["training"]["options"]["modality_dropout"] == 0.6
     with pytest.raises(TrainError, match="cannot resume"):
         train(_spec(cohorts, tiny_cfg, tmp_path / "a", resume=True), dataclasses.replace(opts, modality_dropout=0.0))
+
+
+def test_single_losses_are_the_losses_of_each_present_sequence_alone(tiny_cfg: MomeConfig) -> None:
+    from model_core.mome import Mome
+    from model_core.train.recipe import loss_fn
+
+    torch.manual_seed(0)
+    model = Mome(tiny_cfg)
+    model.untie_frozen()
+    x = {k: torch.randn(1, tiny_cfg.in_chans[k], *tiny_cfg.sizes[k]) for k in ("dce", "dwi", "t2")}
+    y, w = torch.tensor([1]), torch.tensor([0.3, 1.7])
+
+    def alone(**kw: torch.Tensor | None) -> torch.Tensor:
+        return loss_fn(model(**kw), y, w)
+
+    main, single = loop.single_losses(model, x, y, w)
+    torch.testing.assert_close(main, alone(**x), rtol=1e-5, atol=1e-6)
+    assert single is not None
+    want = (alone(dce=x["dce"]) + alone(dwi=x["dwi"]) + alone(t2=x["t2"])) / 3
+    torch.testing.assert_close(single, want, rtol=1e-5, atol=1e-6)
+    # without DCE the singles are fused with the CLS-only segment, as at missing-modality inference
+    main2, single2 = loop.single_losses(model, {**x, "dce": None}, y, w)
+    torch.testing.assert_close(main2, alone(dwi=x["dwi"], t2=x["t2"]), rtol=1e-5, atol=1e-6)
+    assert single2 is not None
+    torch.testing.assert_close(single2, (alone(dwi=x["dwi"]) + alone(t2=x["t2"])) / 2, rtol=1e-5, atol=1e-6)
+    # one present sequence is its own single: no auxiliary term
+    assert loop.single_losses(model, {"dce": None, "dwi": x["dwi"], "t2": None}, y, w)[1] is None
+    # the auxiliary term reaches the DWI tokenizer through the DWI-only fusion
+    model.zero_grad()
+    single.backward()
+    assert model.beit3.dwi_embed.stem[0].weight.grad.abs().sum() > 0  # type: ignore[union-attr]
+
+
+def test_single_loss_training_is_deterministic_and_keyed(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                         tmp_path: Path) -> None:
+    opts = TrainOptions(epochs=2, accumulation=2, seed=3, single_loss=1.0, weight_decay=0.0)
+    a = train(_spec(cohorts, tiny_cfg, tmp_path / "a"), opts)
+    b = train(_spec(cohorts, tiny_cfg, tmp_path / "b"), opts)
+    plain = train(_spec(cohorts, tiny_cfg, tmp_path / "p"), dataclasses.replace(opts, single_loss=0.0))
+    sa, sb, sp = a.model.state_dict(), b.model.state_dict(), plain.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sp[k]) for k in sa)
+    assert all(r["single_loss"] > 0 for r in a.progress.history)
+    assert all(r["single_loss"] == 0 for r in plain.progress.history)
+    assert "single_loss" not in TrainOptions().resume_key()
+    card = json.loads((tmp_path / "a" / "best.card.json").read_text())
+    assert card["training"]["options"]["single_loss"] == 1.0
+    with pytest.raises(TrainError, match="cannot resume"):
+        train(_spec(cohorts, tiny_cfg, tmp_path / "a", resume=True), dataclasses.replace(opts, single_loss=0.0))
+    with pytest.raises(TrainError, match="single_loss"):
+        TrainOptions(single_loss=-1.0)
+
+
+def test_branch_warmup_hides_dce_in_its_first_epochs(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_core.mome import Mome
+
+    seen: list[tuple[str, ...]] = []
+    encode = Mome.encode
+
+    def spy(self: Mome, dce=None, dwi=None, t2=None, **kw):  # type: ignore[no-untyped-def]
+        present = tuple(m for m, v in (("dce", dce), ("dwi", dwi), ("t2", t2)) if v is not None)
+        if self.training and present:
+            seen.append(present)
+        return encode(self, dce, dwi, t2, **kw)
+
+    monkeypatch.setattr(Mome, "encode", spy)
+    opts = TrainOptions(epochs=3, accumulation=2, seed=3, branch_warmup=2, single_loss=0.5, weight_decay=0.0)
+    run = train(_spec(cohorts, tiny_cfg, tmp_path / "w"), opts)
+    assert seen == [("dwi", "t2")] * 16 + [("dce", "dwi", "t2")] * 8
+    assert [r["epoch"] for r in run.progress.history] == [1, 2, 3]
+    assert run.progress.history[0]["single_loss"] > 0  # the DWI-alone and T2-alone losses of the warm-up
+    assert TrainOptions(epochs=3, branch_warmup=2).resume_key()["branch_warmup"] == 2
+    assert "branch_warmup" not in TrainOptions().resume_key()
+    with pytest.raises(TrainError, match="branch_warmup"):
+        TrainOptions(epochs=3, branch_warmup=3)
