@@ -56,6 +56,8 @@
 #   0.960 (epoch 10), test ds1 0.946 [0.901, 0.982] (DCE only 0.932), ds2 0.910 (0.903), ds3 0.809 (0.809);
 #   training 53 min + 2 min validation. DWI and T2 now move the output a little (DCE-only 0.013 below on
 #   ds1), short of both targets and worse than the shipped model on ds2/ds3, so it was not shipped.
+#   BRANCH_WARMUP=4 EPOCHS=12 (THREADS=2, alone): the DWI+T2 loss plateaued at 0.680 in the warm-up; test
+#   ds1 0.943 (DCE only 0.943), ds2 0.921 (0.915), ds3 0.792 (0.791): no better.
 # Why DWI stays out: the whole demo network trained on DWI alone (600 canvases, lr 1e-4, 1 epoch) reached
 # val AUROC 0.65 (loss 0.688) against 0.78 for the tokenizer + max-pool probe, so it is the encoder, not the
 # tokenizer, that learns the small DWI lesion slowly from scratch. Position tables at std 0.02 instead of
