@@ -7,6 +7,7 @@ Every option object is a frozen dataclass that round-trips through plain JSON ty
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -161,8 +162,8 @@ class TrainOptions:
             raise TrainError(f"save_dtype must be float32 or float16, got {self.save_dtype!r}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise TrainError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
-        if not 0.0 <= self.single_loss <= 100.0:
-            raise TrainError(f"single_loss must be in [0, 100], got {self.single_loss}")
+        if not 0.0 <= self.single_loss < math.inf:
+            raise TrainError(f"single_loss must be a finite weight >= 0, got {self.single_loss}")
         if not 0 <= self.branch_warmup < self.epochs:
             raise TrainError(f"branch_warmup must be in [0, epochs={self.epochs}), got {self.branch_warmup}")
 
