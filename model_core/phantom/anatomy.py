@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model_core.phantom.fields import Axes, GaussianField, ellipsoid_distance, ramp
+from model_core.phantom.params import PARAMS, Tissues
 from model_core.phantom.truth import CaseTruth
 
 Vec3 = tuple[float, float, float]
@@ -121,7 +122,7 @@ class AnatomyParams:
         ).astype(np.float32, copy=False)
 
 
-def sample_anatomy(rng: np.random.Generator, truth: CaseTruth) -> AnatomyParams:
+def sample_anatomy(rng: np.random.Generator, truth: CaseTruth, tissues: Tissues = PARAMS.tissues) -> AnatomyParams:
     """Draw a patient's anatomy; the FGT threshold matches ``truth.fgt_fraction``."""
     offset = (float(rng.normal(0, 6)), float(rng.normal(-10, 6)), float(rng.normal(0, 10)))
     chest_radius = float(rng.uniform(260, 360))
@@ -157,7 +158,7 @@ def sample_anatomy(rng: np.random.Generator, truth: CaseTruth) -> AnatomyParams:
         fgt_threshold=0.0,
         fgt_centre_bias=float(rng.uniform(0.8, 1.6)),
         bias_coef=tuple(float(v) for v in rng.uniform(-1, 1, 6)),
-        fgt_adc=float(1.9 + 0.12 * rng.standard_normal()),
+        fgt_adc=float(tissues.table("adc")["fgt"] + tissues.fgt_adc_sd * rng.standard_normal()),
     )
     # threshold on a fixed 6 mm point lattice inside the FGT region (independent of any sequence grid)
     probe = Axes(np.arange(-180.0, 181.0, 6.0), np.arange(-20.0, 116.0, 6.0), np.arange(-70.0, 71.0, 6.0),

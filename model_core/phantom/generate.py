@@ -151,7 +151,7 @@ def generate_study(
     prof = get_site(site)
     s_truth, s_anat, s_lesion, s_noise = case_streams(seed, prof)
     truth = sample_truth(np.random.default_rng(s_truth), prof, params, label)
-    anat = sample_anatomy(np.random.default_rng(s_anat), truth)
+    anat = sample_anatomy(np.random.default_rng(s_anat), truth, params.tissues)
     lesion = sample_lesion_geometry(np.random.default_rng(s_lesion), truth, anat, params)
     proto = prof.protocols[truth.protocol_index]
     noise_rng = np.random.default_rng(s_noise)
