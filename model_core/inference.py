@@ -134,7 +134,8 @@ class Predictor:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         dtype: ``"fp32"`` or ``"bf16"`` (autocast; weights stay fp32).
         threads: torch CPU threads during calls (``None``: leave as is).
-        preprocess_options: :class:`PreprocessOptions` (default: the paper's).
+        preprocess_options: :class:`PreprocessOptions` (default: the card's, i.e. those the model was
+            trained with; without a card the paper's).
         audit_log: JSONL file for audit lines; ``None``: ``$MOME_AUDIT_LOG`` or off.
         model_sha256: id of the weights (default: the card's, else a hash of the state dict).
         source: where the weights came from (file name, "untrained", ...), for provenance.
@@ -156,7 +157,9 @@ class Predictor:
         self.card = card
         self.dtype = dtype
         self.threads = threads
-        self.preprocess_options = preprocess_options or PreprocessOptions()
+        if preprocess_options is None:
+            preprocess_options = card.preprocess_options() if card is not None else PreprocessOptions()
+        self.preprocess_options = preprocess_options
         self.audit_log = Path(audit_log) if audit_log is not None else default_audit_path()
         self.threshold: Birads4Threshold | None = threshold_from_card(card)
         self.source = source

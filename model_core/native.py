@@ -25,6 +25,7 @@ from model_core.config import MomeConfig
 from model_core.errors import CheckpointError, IntegrityError
 from model_core.mome import Mome
 from model_core.multiway import BRANCHES
+from model_core.preprocess import PreprocessOptions
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 @dataclass
 class ModelCard:
-    """The JSON model card. ``thresholds`` holds e.g. the BI-RADS 4 downgrade threshold record."""
+    """The JSON model card. ``thresholds`` holds e.g. the BI-RADS 4 downgrade threshold record;
+    ``preprocess`` the :class:`~model_core.preprocess.PreprocessOptions` the model was trained with (empty:
+    the defaults), which inference must use too (:meth:`preprocess_options`)."""
 
     config: dict[str, Any]
     weights_sha256: str = ""
@@ -63,6 +66,7 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    preprocess: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     format: str = CARD_FORMAT
     format_version: int = CARD_VERSION
@@ -83,6 +87,17 @@ class ModelCard:
     @property
     def mome_config(self) -> MomeConfig:
         return MomeConfig.from_dict(self.config)
+
+    def preprocess_options(self) -> PreprocessOptions:
+        """The preprocessing the model was trained with (the defaults when the card records none).
+
+        Raises:
+            CheckpointError: the recorded options are not valid :class:`PreprocessOptions`.
+        """
+        try:
+            return PreprocessOptions.from_dict(self.preprocess)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"model card: invalid preprocessing options {self.preprocess!r} ({exc})") from exc
 
 
 def compact_state_dict(model: Mome) -> tuple[dict[str, torch.Tensor], list[str]]:

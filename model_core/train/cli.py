@@ -66,6 +66,10 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     d.add_argument("--task", default="malignancy", choices=["malignancy", "tnbc", "pcr"])
     d.add_argument("--cache", help="preprocessing cache folder (default OUT/cache; share it between runs)")
     d.add_argument("--workers", type=int, default=1, help="preprocessing processes (default 1)")
+    d.add_argument("--crop", nargs="+", choices=["dce", "dwi", "t2"], metavar="MODALITY",
+                   help="sequences cropped to the breast box (and masked) before standardisation (default: those "
+                        "of the --init model's card, else dce t2 as in the paper, which only standardises DWI); "
+                        "recorded in the model card and applied at inference")
     m = p.add_argument_group("model")
     m.add_argument("--preset", default="demo", help="config preset (default demo)")
     m.add_argument("--config", help="JSON MomeConfig instead of a preset")
@@ -103,6 +107,20 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _preprocess_options(args: argparse.Namespace) -> Any:
+    """``--crop`` as :class:`PreprocessOptions`; without it, a native ``--init`` model's own preprocessing
+    (so that fine-tuning prepares studies as the model was trained), else the paper's."""
+    from model_core.preprocess import PreprocessOptions
+
+    if args.crop is None:
+        if args.init and args.init.endswith(".safetensors"):
+            from model_core.native import read_card
+
+            return read_card(args.init).preprocess_options()
+        return PreprocessOptions()
+    return PreprocessOptions(crop=tuple(m for m in ("dce", "dwi", "t2") if m in args.crop))
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -117,6 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
         cfg = MomeConfig.from_dict(json.loads(Path(args.config).read_text())) if args.config \
             else MomeConfig.preset(args.preset)
+        preprocess = _preprocess_options(args)
         init = InitSpec("mome", args.init) if args.init else InitSpec("beit3", args.init_beit3) \
             if args.init_beit3 else InitSpec(scheme=args.scratch_init)
         opts = TrainOptions(task=args.task, epochs=args.epochs, accumulation=args.accumulation, lr=args.lr,
@@ -136,7 +155,8 @@ def run_train(args: argparse.Namespace) -> int:
             out = Path(args.out) / f"fold{f}" if args.fold == "all" else Path(args.out)
             spec = RunSpec(tuple(args.train_csv), str(out), tuple(args.val_csv), cfg, init, args.folds, f,
                            args.cache or str(Path(args.out) / "cache"), args.workers, args.resume,
-                           _command_line(args, configure_train, "mome train"), not args.no_progress)
+                           _command_line(args, configure_train, "mome train"), not args.no_progress,
+                           preprocess)
             res = train(spec, opts, dist)
             summary[str(out)] = {"fold": f, "best_val_auroc": res.progress.best_auroc,
                                  "best_epoch": res.progress.best_epoch, "finished": res.finished,
@@ -197,9 +217,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.calibrate_on and not args.checks:
         raise TrainError("--calibrate-on needs --checks (the threshold comes from the Predictor's probabilities)")
     torch.set_num_threads(args.threads or (os.cpu_count() or 1))
-    model, _ = load_native(args.weights)
     weights = Path(args.weights)
-    cache = CaseCache(args.cache or weights.parent / "cache", model.cfg.sizes)
+    model, card = load_native(args.weights)
+    cache = CaseCache(args.cache or weights.parent / "cache", model.cfg.sizes, card.preprocess_options())
     cohorts: dict[str, CaseDataset] = {}
     csvs: dict[str, str] = {}
     for item in args.cohort:

@@ -19,6 +19,7 @@ import torch
 import model_core
 from model_core.config import MomeConfig
 from model_core.native import RESEARCH_USE, ModelCard
+from model_core.preprocess import PreprocessOptions
 from model_core.train import ddp
 from model_core.train.data import CaseCache, CaseDataset, cohort_is_synthetic, cohort_record, read_cohorts
 from model_core.train.kfold import fold_split
@@ -47,6 +48,8 @@ class RunSpec:
         resume: continue from ``out_dir/train_state.pt`` when it exists.
         command: the command line, recorded in the card.
         progress: tqdm bars on stderr.
+        preprocess: preprocessing of every study (default: the paper's); recorded in the card, so that
+            inference and evaluation prepare studies the same way.
     """
 
     train_csvs: tuple[str, ...]
@@ -61,6 +64,7 @@ class RunSpec:
     resume: bool = False
     command: str = ""
     progress: bool = True
+    preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
 
     def __post_init__(self) -> None:
         if not self.train_csvs:
@@ -116,6 +120,7 @@ def _card_factory(spec: RunSpec, opts: TrainOptions, model: torch.nn.Module, tra
             },
             metrics={"validation": {"auroc": progress.best_auroc, "epoch": progress.best_epoch,
                                     "n": len(val_ds), "n_positive": int(val_ds.labels.sum())}},
+            preprocess=spec.preprocess.to_dict(),
         )
 
     return make
@@ -140,7 +145,7 @@ def train(spec: RunSpec, opts: TrainOptions, dist: ddp.DistInfo | None = None) -
         ddp.broadcast_parameters(model, dist)
 
     train_cases, val_cases = _datasets(spec, opts)
-    cache = CaseCache(spec.cache_dir or out / "cache", model.cfg.sizes)
+    cache = CaseCache(spec.cache_dir or out / "cache", model.cfg.sizes, spec.preprocess)
     if dist.is_main:
         cache.ensure([*train_cases, *val_cases], spec.workers, spec.progress)
     ddp.barrier(dist)
@@ -150,6 +155,8 @@ def train(spec: RunSpec, opts: TrainOptions, dist: ddp.DistInfo | None = None) -
     key = {"options": opts.resume_key(), "init": init_key,
            "train": _ids_digest(train_ds), "val": _ids_digest(val_ds), "world_size": dist.world_size,
            "folds": spec.folds, "fold": spec.fold}
+    if spec.preprocess != PreprocessOptions():  # older states (the paper's preprocessing) resume unchanged
+        key["preprocess"] = spec.preprocess.to_dict()
     optimizer = make_optimizer(model, opts)
     scheduler = make_scheduler(optimizer, opts)
     progress = Progress()
