@@ -155,9 +155,12 @@ class MomeConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
     # CPU-friendly: the fixture widths, narrower stems (16, 32: half the cost of a training step) and no
-    # stochastic depth (trained from scratch on a few hundred phantoms), on canvases large enough for
-    # the phantom world (DWI at T2's canvas: a 64 x 48 x 16 DWI canvas left lesions a few voxels wide, too
-    # small for the stride-16 tokenizer to learn from; see model_core.phantom.sites).
+    # stochastic depth (trained from scratch on a few hundred phantoms), on canvases that hold the phantom
+    # world's breast crop of every sequence at about native resolution (crop X 122-159, Y 22-56 voxels:
+    # Y 48 instead of 96 halves the tokenizer cost, which is mostly zero padding otherwise). The demo model
+    # crops DWI too (``mome train --crop dce dwi t2``, recorded in its card): an uncropped DWI needs a
+    # 128 x 96 canvas for the whole field of view. A 64 x 48 x 16 DWI canvas left lesions a few voxels wide,
+    # too small for the stride-16 tokenizer to learn from (see model_core.phantom.sites).
     "demo": {
         "embed_dim": 64,
         "num_heads": 4,
@@ -165,7 +168,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "num_experts": 32,
         "stem_widths": (16, 32),
         "drop_path_rate": 0.0,
-        "sizes": {"dce": (128, 96, 48), "dwi": (128, 96, 32), "t2": (128, 96, 32)},
+        "sizes": {"dce": (128, 48, 48), "dwi": (128, 48, 32), "t2": (128, 48, 32)},
     },
     # Exactly the parity-fixture model (../shared/fixtures/mome_parity).
     "fixture": {

@@ -24,6 +24,7 @@ from model_core.config import MomeConfig
 from model_core.inference import TTA, Predictor, RunOptions
 from model_core.mome import Mome
 from model_core.native import RESEARCH_USE
+from model_core.preprocess import PreprocessOptions
 from model_core.progress import ProgressFn
 from model_core.result import Result
 
@@ -31,14 +32,17 @@ log = logging.getLogger(__name__)
 
 DEMO_SEED = 1
 """A benign BI-RADS 4 phantom (ds1), chosen for the downgrade use case. The current demo model gives it
-p 0.18, above its BI-RADS 4 threshold (0.131), so the demo shows "biopsy supported" for it."""
+p 0.180, above its BI-RADS 4 threshold (0.105), so the demo shows "biopsy supported" for it."""
 DEMO_IG_STEPS = 64
-"""IG steps of the demo. With the shipped demo model the completeness error on the demo case is 1.1 % at 64
-steps (~20 s); with an earlier demo model it was 38-124 % at 16 steps, 16-51 % at 32 and 2-15 % at 64 on
-three ds1 phantoms. The error is printed with every result."""
+"""IG steps of the demo. With the shipped demo model the completeness error on the demo case is 23 % at 64
+steps (6 s); with earlier demo models it ranged from 1 % to 124 % between phantoms and step counts. The
+error is printed with every result."""
 RESOURCES = Path(__file__).resolve().parent / "resources"
 DEMO_WEIGHTS = RESOURCES / "demo.safetensors"
 UNTRAINED = "UNTRAINED network: numbers are meaningless"
+DEMO_PREPROCESS = PreprocessOptions(crop=("dce", "dwi", "t2"))
+"""The demo preset's preprocessing (its DWI canvas holds the breast crop, not the whole field of view), as
+recorded in the shipped demo model's card; used for an untrained demo-preset network."""
 TRAINED_ON_PHANTOMS = "demo weights trained on synthetic phantoms, not for clinical use"
 
 
@@ -70,6 +74,8 @@ def demo_predictor(
     path = Path(weights) if weights is not None else demo_weights_path()
     if path is not None:
         return Predictor.from_native(path, **kw), TRAINED_ON_PHANTOMS
+    if preset == "demo":
+        kw.setdefault("preprocess_options", DEMO_PREPROCESS)
     return Predictor(untrained_model(MomeConfig.preset(preset)), source="untrained (seed 0)", **kw), UNTRAINED
 
 

@@ -3,7 +3,7 @@
 Each :class:`SiteProfile` mimics one dataset of the paper (DS1, DS2, DS3; acquisition details in the
 paper's Methods) at a demo-friendly resolution: the native matrices are modest (e.g. DCE 144 x 112 x 48
 voxels of 2.5 x 2.5 x 3 mm for a 360 x 280 x 144 mm field of view) so that the demo model's canvases
-(DCE 128 x 96 x 48, DWI 128 x 96 x 32, T2 128 x 96 x 32 after the breast crop) need little or no
+(DCE 128 x 48 x 48, DWI 128 x 48 x 32, T2 128 x 48 x 32 after the breast crop) need little or no
 down-scaling. DCE is the finest grid, DWI the coarsest, T2 in between, as in real protocols.
 
 DWI was once twice as coarse (e.g. 5 x 5 x 9 mm on ds1, 64 x 48 x 16 canvas): a lesion then covered a

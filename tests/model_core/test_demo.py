@@ -63,3 +63,11 @@ def test_summary_lines_mention_the_notice(tmp_path, monkeypatch, tta: str) -> No
     lines = demo.summary_lines(result, notice)
     assert lines[0] == lines[-1] == f"*** {demo.UNTRAINED} ***"
     assert any(line.startswith("malignancy probability") for line in lines)
+
+
+def test_untrained_demo_preset_uses_the_demo_preprocessing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(demo, "DEMO_WEIGHTS", tmp_path / "absent.safetensors")
+    pred, notice = demo.demo_predictor()
+    assert notice == demo.UNTRAINED and pred.preprocess_options.crop == ("dce", "dwi", "t2")
+    tiny, _ = demo.demo_predictor(preset="tiny")
+    assert tiny.preprocess_options.crop == ("dce", "t2")  # other presets: the paper's preprocessing
