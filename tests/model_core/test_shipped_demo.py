@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_core.demo import DEMO_WEIGHTS, TRAINED_ON_PHANTOMS, demo_predictor
+from model_core.demo import DEMO_PREPROCESS, DEMO_WEIGHTS, TRAINED_ON_PHANTOMS, demo_predictor
 from model_core.native import load_native
 from model_core.phantom import generate_study
 from model_core.phantom.stats import auroc
@@ -32,6 +32,7 @@ def test_file_and_card_say_what_it_is(shipped: tuple[torch.nn.Module, object]) -
     training = card.training  # type: ignore[attr-defined]
     assert training["reproduce"].startswith("bash scripts/train_demo.sh") and "seed" in str(training).lower()
     assert "mome train" in training["command"] and "--seed" in training["command"]
+    assert card.preprocess_options() == DEMO_PREPROCESS and "--crop dce dwi t2" in training["command"]  # type: ignore[attr-defined]
     test = card.metrics["test"]  # type: ignore[attr-defined]
     assert set(test) == {"ds1_test", "ds2_test", "ds3_test"}
     for entry in test.values():
