@@ -24,7 +24,10 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from model_core.preprocess import PreprocessOptions
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _preprocess_options(args: argparse.Namespace) -> Any:
+def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
     """``--crop`` as :class:`PreprocessOptions`; without it, a native ``--init`` model's own preprocessing
     (so that fine-tuning prepares studies as the model was trained), else the paper's."""
     from model_core.preprocess import PreprocessOptions
