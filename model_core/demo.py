@@ -40,10 +40,16 @@ error is printed with every result."""
 RESOURCES = Path(__file__).resolve().parent / "resources"
 DEMO_WEIGHTS = RESOURCES / "demo.safetensors"
 UNTRAINED = "UNTRAINED network: numbers are meaningless"
+TRAINED_ON_PHANTOMS = "demo weights trained on synthetic phantoms, not for clinical use"
 DEMO_PREPROCESS = PreprocessOptions(crop=("dce", "dwi", "t2"))
 """The demo preset's preprocessing (its DWI canvas holds the breast crop, not the whole field of view), as
 recorded in the shipped demo model's card; used for an untrained demo-preset network."""
-TRAINED_ON_PHANTOMS = "demo weights trained on synthetic phantoms, not for clinical use"
+
+
+def untrained_preprocess(preset: str) -> PreprocessOptions | None:
+    """Preprocessing for an untrained ``preset`` network: :data:`DEMO_PREPROCESS` for ``demo``, else
+    ``None`` (the Predictor's default, the paper's)."""
+    return DEMO_PREPROCESS if preset == "demo" else None
 
 
 def demo_weights_path() -> Path | None:
@@ -74,8 +80,7 @@ def demo_predictor(
     path = Path(weights) if weights is not None else demo_weights_path()
     if path is not None:
         return Predictor.from_native(path, **kw), TRAINED_ON_PHANTOMS
-    if preset == "demo":
-        kw.setdefault("preprocess_options", DEMO_PREPROCESS)
+    kw.setdefault("preprocess_options", untrained_preprocess(preset))
     return Predictor(untrained_model(MomeConfig.preset(preset)), source="untrained (seed 0)", **kw), UNTRAINED
 
 

@@ -53,7 +53,7 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
     import torch
 
     from model_core.config import MomeConfig
-    from model_core.demo import DEMO_PREPROCESS, untrained_model
+    from model_core.demo import untrained_model, untrained_preprocess
     from model_core.inference import Predictor, RunOptions
     from model_core.phantom import generate_study
     from model_core.subsets import SUBSETS, build_cache, subset_key, subset_logits, subset_values
@@ -63,7 +63,7 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
     cfg = MomeConfig.preset(case.preset)
     pred = Predictor(untrained_model(cfg), device=case.device, dtype=case.dtype,  # type: ignore[arg-type]
                      threads=case.threads, keep_cache=False,
-                     preprocess_options=DEMO_PREPROCESS if case.preset == "demo" else None)
+                     preprocess_options=untrained_preprocess(case.preset))
     dev = pred.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     study = generate_study(case.seed).study

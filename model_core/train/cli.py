@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from model_core.config import MODALITIES
+
 if TYPE_CHECKING:
     from model_core.preprocess import PreprocessOptions
 
@@ -69,7 +71,7 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     d.add_argument("--task", default="malignancy", choices=["malignancy", "tnbc", "pcr"])
     d.add_argument("--cache", help="preprocessing cache folder (default OUT/cache; share it between runs)")
     d.add_argument("--workers", type=int, default=1, help="preprocessing processes (default 1)")
-    d.add_argument("--crop", nargs="+", choices=["dce", "dwi", "t2"], metavar="MODALITY",
+    d.add_argument("--crop", nargs="+", choices=MODALITIES, metavar="MODALITY",
                    help="sequences cropped to the breast box (and masked) before standardisation (default: those "
                         "of the --init model's card, else dce t2 as in the paper, which only standardises DWI); "
                         "recorded in the model card and applied at inference")
@@ -121,7 +123,7 @@ def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
 
             return read_card(args.init).preprocess_options()
         return PreprocessOptions()
-    return PreprocessOptions(crop=tuple(m for m in ("dce", "dwi", "t2") if m in args.crop))
+    return PreprocessOptions(crop=tuple(m for m in MODALITIES if m in args.crop))
 
 
 def run_train(args: argparse.Namespace) -> int:

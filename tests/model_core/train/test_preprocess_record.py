@@ -36,7 +36,8 @@ def test_crop_is_recorded_and_used_at_inference_and_evaluation(cohorts: dict[str
     assert "--crop dce dwi t2" in card.training["command"]
     pred = Predictor.from_native(out / "best.safetensors", device="cpu")
     assert pred.preprocess_options.crop == ("dce", "dwi", "t2")
-    study = read_study(read_cohort(cohorts["val"], get_task("malignancy"))[0].path)
+    cases = read_cohort(cohorts["val"], get_task("malignancy"))
+    study = read_study(cases[0].path)
     rec = pred.prepare(study).records["dwi"]
     assert rec.masked and rec.shape[1] < rec.native_shape[1]  # DWI cut to the breast box, not the whole FOV
     default = Predictor(pred.model, device="cpu").prepare(study).records["dwi"]
@@ -46,7 +47,6 @@ def test_crop_is_recorded_and_used_at_inference_and_evaluation(cohorts: dict[str
     assert main(["evaluate-model", str(out / "best.safetensors"), "--cohort", f"v={cohorts['val']}", "--cache",
                  str(tmp_path / "ecache"), "--bootstrap", "20", "--no-progress", "--threads", "1",
                  "--out", str(tmp_path / "eval")]) == 0
-    cases = read_cohort(cohorts["val"], get_task("malignancy"))
     sizes = pred.model.cfg.sizes
     assert CaseCache(tmp_path / "ecache", sizes, card.preprocess_options()).missing(cases) == []
     assert len(CaseCache(tmp_path / "ecache", sizes).missing(cases)) == len(cases)
