@@ -98,6 +98,9 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     r.add_argument("--single-loss", type=float, default=0.0, metavar="W",
                    help="add W x the mean loss of each present sequence alone (fused from the same encoding) to "
                         "every sample's loss (not in the paper; default 0)")
+    r.add_argument("--poe-loss", type=float, default=0.0, metavar="V",
+                   help="add V x the cross-entropy of the all-sequence output against the product of the "
+                        "single-sequence posteriors (not in the paper; default 0)")
     r.add_argument("--branch-warmup", type=int, default=0, metavar="E",
                    help="show the first E epochs without DCE (DWI and T2 only) (not in the paper; default 0)")
     r.add_argument("--epoch-end", default="carry", choices=["carry", "step"],
@@ -147,7 +150,8 @@ def run_train(args: argparse.Namespace) -> int:
                             min_lr=args.min_lr, weight_decay=args.weight_decay, class_weights=args.class_weights,
                             epoch_end=args.epoch_end, seed=args.seed, stop_after=args.stop_after,
                             save_dtype=args.save_dtype, modality_dropout=args.modality_dropout,
-                            single_loss=args.single_loss, branch_warmup=args.branch_warmup)
+                            single_loss=args.single_loss, branch_warmup=args.branch_warmup,
+                            poe_loss=args.poe_loss)
         if args.folds is None and args.fold is not None:
             raise TrainError("--fold needs --folds")
         folds: list[int | None] = [None]

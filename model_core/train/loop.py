@@ -3,8 +3,9 @@
 One epoch (MOME_SPEC §11): the training cases in a seeded random order (the same on every process; with
 ``W`` processes each takes every ``W``-th, the order padded by wrap-around to a multiple of ``W``); per
 case one augmented forward/backward with ``loss / accumulation`` (options not in the paper: plus
-``single_loss`` times the mean loss of each present sequence alone; without DCE in the first
-``branch_warmup`` epochs); an optimizer step (after summing the gradients over processes) every
+``single_loss`` times the mean loss of each present sequence alone and ``poe_loss`` times the loss of all
+of them against the product of the singles' posteriors; without DCE in the first ``branch_warmup``
+epochs); an optimizer step (after summing the gradients over processes) every
 ``accumulation / W`` local cases; leftover gradients carried into the next epoch or stepped
 (``epoch_end``); the scheduler stepped; validation AUROC on centred inputs; the model saved as
 ``best.safetensors`` when ``val_auroc >= best`` (ties go to the later epoch); the resumable state and
@@ -20,10 +21,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from model_core.config import MODALITIES
 from model_core.mome import Mome
@@ -57,26 +59,66 @@ def dropout_subset(rng: np.random.Generator, p: float) -> Subset | None:
     return DROPOUT_SUBSETS[int(rng.integers(len(DROPOUT_SUBSETS)))]
 
 
+class AuxLosses(NamedTuple):
+    """The losses of one sample: ``main`` (all present sequences), ``single`` (mean loss of each present
+    sequence alone) and ``poe`` (all present sequences against the product of the singles' posteriors);
+    ``single`` and ``poe`` are ``None`` with fewer than two present sequences."""
+
+    main: torch.Tensor
+    single: torch.Tensor | None
+    poe: torch.Tensor | None
+
+
+def log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """Class-1 log-odds ``(B,)`` of two-class logits ``(B, 2)``."""
+    return logits[:, 1] - logits[:, 0]
+
+
+def poe_log_odds(singles: Sequence[torch.Tensor], prior: float) -> torch.Tensor:
+    """Product of experts: the class-1 log-odds ``(B,)`` of the sequences together, were they independent
+    given the class, from each sequence's own posterior log-odds ``(B,)`` (each trained against the same
+    class prior, log-odds ``prior``): ``prior + sum_m (l_m - prior)``."""
+    return prior + torch.stack([s - prior for s in singles]).sum(dim=0)
+
+
 def single_losses(model: Mome, inputs: Mapping[str, torch.Tensor | None], target: torch.Tensor,
-                  weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The loss of all present sequences and the mean loss of each present sequence alone (``None`` with
-    fewer than two present), from one :meth:`Mome.encode` (``forward`` is exactly ``fuse(encode(...))``).
+                  weight: torch.Tensor | None, prior: float = 0.0) -> AuxLosses:
+    """The loss of all present sequences, the mean loss of each present sequence alone and the
+    product-of-experts loss, from one :meth:`Mome.encode` (``forward`` is exactly ``fuse(encode(...))``).
+
+    The product-of-experts loss is the binary cross-entropy of the all-sequence log-odds against the
+    detached :func:`poe_log_odds` of the singles (a soft target; the singles learn from their own losses
+    only). Two-class heads only.
 
     Args:
         inputs: ``{"dce": (1, 6, X, Y, Z) | None, "dwi": ..., "t2": ...}``; target ``(1,)``.
+        prior: the class-1 log-odds the singles are calibrated to (that of the training set, 0 with a
+            balanced loss).
     """
     segs = model.encode(inputs["dce"], inputs["dwi"], inputs["t2"])
-    loss = loss_fn(model.fuse(segs), target, weight)
+    logits = model.fuse(segs)
+    loss = loss_fn(logits, target, weight)
     present = [i for i, name in enumerate(MODALITIES) if inputs[name] is not None]
     if len(present) < 2:
-        return loss, None
+        return AuxLosses(loss, None, None)
     cls_only = segs[0] if inputs["dce"] is None else model.encode(batch_size=target.shape[0])[0]
-    singles = []
+    singles, odds = [], []
     for i in present:
         single: list[torch.Tensor | None] = [cls_only, None, None]
         single[i] = segs[i]
-        singles.append(loss_fn(model.fuse(single), target, weight))
-    return loss, torch.stack(singles).mean()
+        out = model.fuse(single)
+        singles.append(loss_fn(out, target, weight))
+        odds.append(log_odds(out).detach())
+    soft = torch.sigmoid(poe_log_odds(odds, prior))
+    poe = F.binary_cross_entropy_with_logits(log_odds(logits), soft)
+    return AuxLosses(loss, torch.stack(singles).mean(), poe)
+
+
+def _log_odds_of(labels: Sequence[int] | np.ndarray) -> float:
+    """Log-odds of class 1 in ``labels`` (0 when a class is absent)."""
+    pos = float(np.sum(np.asarray(labels) == 1))
+    neg = float(len(labels)) - pos
+    return float(np.log(pos / neg)) if pos > 0 and neg > 0 else 0.0
 
 
 def _seed_int(*words: int) -> int:
@@ -153,6 +195,7 @@ class Trainer:
         self.extra = extra or {}
         self.params = trainable_parameters(model)
         self.local_accum = opts.accumulation // dist.world_size
+        self.prior = 0.0 if weight is not None else _log_odds_of(train_ds.labels)
 
     # ---------------------------------------------------------------------------------------------
     def _step(self) -> None:
@@ -169,7 +212,7 @@ class Trainer:
         drop_rng = np.random.default_rng([opts.seed, epoch, dist.rank, 3])  # its own stream: p=0 changes nothing
         torch.manual_seed(_seed_int(opts.seed, epoch, dist.rank, 2))
         lr = self.optimizer.param_groups[0]["lr"]
-        total = torch.zeros(4, dtype=torch.float64)  # loss sum, samples, samples shown with a subset, single loss
+        total = torch.zeros(5, dtype=torch.float64)  # loss sum, samples, shown with a subset, single loss, poe loss
         steps = 0
         t0, c0 = time.perf_counter(), time.process_time()
         bar = _bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}")
@@ -181,10 +224,14 @@ class Trainer:
             if keep is not None and any(inputs[m] is not None for m in keep):
                 inputs = {m: v if m in keep else None for m, v in inputs.items()}
                 total[2] += 1
-            if opts.single_loss > 0.0:
-                loss, single = single_losses(model, inputs, target, self.weight)
-                objective = loss if single is None else loss + opts.single_loss * single
-                total[3] += 0.0 if single is None else single.item()
+            if opts.single_loss > 0.0 or opts.poe_loss > 0.0:
+                loss, single, poe = single_losses(model, inputs, target, self.weight, self.prior)
+                objective = loss
+                if single is not None and poe is not None:
+                    objective = loss + opts.single_loss * single
+                    if opts.poe_loss > 0.0:
+                        objective = objective + opts.poe_loss * poe
+                    total[3:] += torch.tensor([single.item(), poe.item()], dtype=torch.float64)
             else:
                 loss = objective = loss_fn(model(**inputs), target, self.weight)
             (objective / opts.accumulation).backward()
@@ -206,7 +253,7 @@ class Trainer:
         ddp.allreduce_sum_(total, dist)
         return {"epoch": epoch + 1, "lr": lr, "train_loss": total[0].item() / total[1].item(),
                 "train_samples": int(total[1].item()), "subset_samples": int(total[2].item()),
-                "single_loss": total[3].item() / total[1].item(),
+                "single_loss": total[3].item() / total[1].item(), "poe_loss": total[4].item() / total[1].item(),
                 "optimizer_steps": steps,
                 "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order) * dist.world_size, 1),
                 "cpu_seconds_per_sample": cpu / max(len(order), 1), "threads": torch.get_num_threads()}

@@ -125,6 +125,14 @@ class TrainOptions:
             The demo model uses both (``--branch-warmup 5 --single-loss 1``): it then reads DWI (DWI alone
             AUROC ~0.85 on validation phantoms), but with DCE present its output still follows DCE
             (ds1 test DCE-only AUROC 0.013 below all; measured in ``scripts/train_demo.sh``).
+        poe_loss: weight ``v`` of a product-of-experts target for the fused output: the per-sample loss adds
+            ``v * BCE(l_all, sigmoid(prior + sum_m (l_m - prior)))``, ``l`` the class-1 log-odds of all
+            present sequences and of each alone (detached), ``prior`` the training set's (0 with a balanced
+            loss). It asks the fused output to add up the sequences' evidence as if they were independent
+            given the class, which the phantom world's sequences are (their lesion attributes are drawn
+            independently per class); on real data, where they are not, it would over-count shared
+            evidence. Computed from the same encodings as ``single_loss``. Not in the paper (0 = the
+            paper's recipe).
     """
 
     task: str = "malignancy"
@@ -143,6 +151,7 @@ class TrainOptions:
     modality_dropout: float = 0.0
     single_loss: float = 0.0
     branch_warmup: int = 0
+    poe_loss: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -163,6 +172,8 @@ class TrainOptions:
             raise TrainError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
         if not 0.0 <= self.single_loss < math.inf:
             raise TrainError(f"single_loss must be a finite weight >= 0, got {self.single_loss}")
+        if not 0.0 <= self.poe_loss < math.inf:
+            raise TrainError(f"poe_loss must be a finite weight >= 0, got {self.poe_loss}")
         if not 0 <= self.branch_warmup < self.epochs:
             raise TrainError(f"branch_warmup must be in [0, epochs={self.epochs}), got {self.branch_warmup}")
 
@@ -196,7 +207,7 @@ class TrainOptions:
         """The fields that must agree between a run and the state it resumes (all but ``stop_after``)."""
         d = self.to_dict()
         d.pop("stop_after")
-        for name in ("modality_dropout", "single_loss", "branch_warmup"):  # older states resume unchanged
+        for name in ("modality_dropout", "single_loss", "branch_warmup", "poe_loss"):  # older states resume unchanged
             if not d[name]:
                 d.pop(name)
         return d

@@ -4,8 +4,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from model_core.config import MomeConfig
@@ -138,22 +140,63 @@ def test_single_losses_are_the_losses_of_each_present_sequence_alone(tiny_cfg: M
     def alone(**kw: torch.Tensor | None) -> torch.Tensor:
         return loss_fn(model(**kw), y, w)
 
-    main, single = loop.single_losses(model, x, y, w)
+    main, single, _ = loop.single_losses(model, x, y, w)
     torch.testing.assert_close(main, alone(**x), rtol=1e-5, atol=1e-6)
     assert single is not None
     want = (alone(dce=x["dce"]) + alone(dwi=x["dwi"]) + alone(t2=x["t2"])) / 3
     torch.testing.assert_close(single, want, rtol=1e-5, atol=1e-6)
     # without DCE the singles are fused with the CLS-only segment, as at missing-modality inference
-    main2, single2 = loop.single_losses(model, {**x, "dce": None}, y, w)
+    main2, single2, _ = loop.single_losses(model, {**x, "dce": None}, y, w)
     torch.testing.assert_close(main2, alone(dwi=x["dwi"], t2=x["t2"]), rtol=1e-5, atol=1e-6)
     assert single2 is not None
     torch.testing.assert_close(single2, (alone(dwi=x["dwi"]) + alone(t2=x["t2"])) / 2, rtol=1e-5, atol=1e-6)
     # one present sequence is its own single: no auxiliary term
-    assert loop.single_losses(model, {"dce": None, "dwi": x["dwi"], "t2": None}, y, w)[1] is None
+    assert loop.single_losses(model, {"dce": None, "dwi": x["dwi"], "t2": None}, y, w)[1:] == (None, None)
     # the auxiliary term reaches the DWI tokenizer through the DWI-only fusion
     model.zero_grad()
     single.backward()
     assert model.beit3.dwi_embed.stem[0].weight.grad.abs().sum() > 0  # type: ignore[union-attr]
+
+
+def test_poe_log_odds_adds_each_sequences_evidence_to_the_prior() -> None:
+    prior = 0.4
+    odds = [torch.tensor([prior + 1.0, prior]), torch.tensor([prior - 0.25, prior + 2.0])]
+    torch.testing.assert_close(loop.poe_log_odds(odds, prior), torch.tensor([prior + 0.75, prior + 2.0]))
+    # one expert is itself; uninformative experts leave the prior
+    torch.testing.assert_close(loop.poe_log_odds(odds[:1], prior), odds[0])
+    torch.testing.assert_close(loop.poe_log_odds([torch.tensor([prior])] * 3, prior), torch.tensor([prior]))
+    assert loop._log_odds_of(np.array([1, 1, 1, 0])) == pytest.approx(np.log(3.0))
+    assert loop._log_odds_of(np.array([1, 1])) == 0.0
+
+
+def test_poe_loss_is_the_fused_output_against_the_detached_product_of_the_singles(tiny_cfg: MomeConfig) -> None:
+    from model_core.mome import Mome
+
+    torch.manual_seed(1)
+    model = Mome(tiny_cfg)
+    model.untie_frozen()
+    x = {k: torch.randn(1, tiny_cfg.in_chans[k], *tiny_cfg.sizes[k]) for k in ("dce", "dwi", "t2")}
+    y, prior = torch.tensor([0]), 0.3
+
+    def odds(**kw: torch.Tensor | None) -> torch.Tensor:
+        z = model(**kw)
+        return z[:, 1] - z[:, 0]
+
+    _, _, poe = loop.single_losses(model, x, y, None, prior)
+    assert poe is not None
+    with torch.no_grad():
+        soft = torch.sigmoid(prior + sum(odds(**{m: x[m]}) - prior for m in ("dce", "dwi", "t2")))
+        want = F.binary_cross_entropy_with_logits(odds(**x), soft)
+    torch.testing.assert_close(poe, want, rtol=1e-5, atol=1e-6)
+    # the target is detached: its gradient moves the fused output only, so it equals that of BCE(l_all, soft)
+    model.zero_grad()
+    poe.backward()
+    got = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    F.binary_cross_entropy_with_logits(odds(**x), soft).backward()
+    for n, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(got[n], p.grad, rtol=1e-4, atol=1e-7)
 
 
 def test_single_loss_training_is_deterministic_and_keyed(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
@@ -174,6 +217,24 @@ def test_single_loss_training_is_deterministic_and_keyed(cohorts: dict[str, Path
         train(_spec(cohorts, tiny_cfg, tmp_path / "a", resume=True), dataclasses.replace(opts, single_loss=0.0))
     with pytest.raises(TrainError, match="single_loss"):
         TrainOptions(single_loss=-1.0)
+
+
+def test_poe_loss_training_changes_the_weights_and_is_keyed(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                            tmp_path: Path) -> None:
+    opts = TrainOptions(epochs=2, accumulation=2, seed=3, single_loss=1.0, weight_decay=0.0)
+    base = train(_spec(cohorts, tiny_cfg, tmp_path / "s"), opts)
+    poe = train(_spec(cohorts, tiny_cfg, tmp_path / "q"), dataclasses.replace(opts, poe_loss=2.0))
+    sa, sq = base.model.state_dict(), poe.model.state_dict()
+    assert not all(torch.equal(sa[k], sq[k]) for k in sa)
+    assert all(r["poe_loss"] > 0 for r in poe.progress.history)
+    # without the weight the term is logged but adds nothing: the run is the single-loss one
+    assert all(r["poe_loss"] > 0 for r in base.progress.history)
+    assert "poe_loss" not in TrainOptions().resume_key()
+    assert json.loads((tmp_path / "q" / "best.card.json").read_text())["training"]["options"]["poe_loss"] == 2.0
+    with pytest.raises(TrainError, match="cannot resume"):
+        train(_spec(cohorts, tiny_cfg, tmp_path / "q", resume=True), opts)
+    with pytest.raises(TrainError, match="poe_loss"):
+        TrainOptions(poe_loss=-0.5)
 
 
 def test_branch_warmup_hides_dce_in_its_first_epochs(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
