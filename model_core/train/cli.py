@@ -179,6 +179,10 @@ def run_train(args: argparse.Namespace) -> int:
                                                "auroc_sd": float(aucs.std(ddof=1))}
                 (Path(args.out) / "cv_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        # every process reaches the end before any tears the group down (a rank destroying it while a
+        # peer's gloo connection is still open aborted rank 0 at exit once in CI: "terminate called
+        # without an active exception", exit -6)
+        ddp.barrier(dist)
     finally:
         ddp.shutdown(dist)
     return 0
