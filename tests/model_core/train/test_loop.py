@@ -227,7 +227,7 @@ def test_poe_loss_training_changes_the_weights_and_is_keyed(cohorts: dict[str, P
     sa, sq = base.model.state_dict(), poe.model.state_dict()
     assert not all(torch.equal(sa[k], sq[k]) for k in sa)
     assert all(r["poe_loss"] > 0 for r in poe.progress.history)
-    # without the weight the term is logged but adds nothing: the run is the single-loss one
+    # the term is computed and logged with the single losses even when its weight is 0
     assert all(r["poe_loss"] > 0 for r in base.progress.history)
     assert "poe_loss" not in TrainOptions().resume_key()
     assert json.loads((tmp_path / "q" / "best.card.json").read_text())["training"]["options"]["poe_loss"] == 2.0
