@@ -15,10 +15,12 @@ demo network trained on DWI alone (breast-cropped DWI, 600 cases) had kept its o
 0.55-0.58 after 1.5 epochs), because a lesion barely brighter than FGT and skin looked like noise to it at
 first and it learnt to ignore the sequence; after the change it reached 0.75 after 1 epoch and 0.89 after
 3. The class difference (ADC) is unchanged. Then the T2 ratio classes were pulled apart (benign median 1.65 ->
-1.85, malignant 0.95 -> 0.82; TNBC unchanged at 1.30), so that T2 adds evidence a network can find: with the
-old values the demo network's fused output followed DCE (DCE-only AUROC within 0.011-0.018 of the
-multiparametric one on ds1/ds2) and T2 had the smallest Shapley share. Current figures are in the package
-docstring.
+1.85, malignant 0.95 -> 0.82; TNBC unchanged at 1.30), meant to give T2 evidence a network can find (the
+demo network's T2 had the smallest Shapley share). It did not: the demo model trained on this world still
+gives a constant output from T2 alone (sd 0.003 over the ds1 test cohort, AUROC 0.47), like DWI before its
+conspicuity change. In non-fat-suppressed T2 a benign lesion (1.85 x FGT 0.40 = 0.74) is close to fat
+(0.85) and a malignant one (0.33) close to FGT, so the lesion is hard to find at all. Current figures are
+in the package docstring.
 
 Units: diameters in mm; times in s after contrast injection; enhancement ``E`` in units of a reference
 T1 signal (0.4, the fibroglandular pre-contrast level), so ``E = 1`` is roughly a 100 % signal increase;

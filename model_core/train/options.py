@@ -122,8 +122,8 @@ class TrainOptions:
         branch_warmup: the first ``branch_warmup`` epochs show every sample without DCE (DWI and T2 only,
             DCE absent as at missing-modality inference), so that the DWI/T2 branches and the fusion layers
             learn to read those sequences before DCE is shown. Not in the paper (0 = the paper's recipe).
-            The demo model uses both (``--branch-warmup 5 --single-loss 1``): it then reads DWI (DWI alone
-            AUROC ~0.85 on validation phantoms), but with DCE present its output still follows DCE
+            The demo model uses both (``--branch-warmup 5 --single-loss 1``); with them alone it read DWI
+            (DWI alone AUROC ~0.85 on validation phantoms), but with DCE present its output followed DCE
             (ds1 test DCE-only AUROC 0.013 below all; measured in ``scripts/train_demo.sh``).
         poe_loss: weight ``v`` of a product-of-experts target for the fused output: the per-sample loss adds
             ``v * BCE(l_all, sigmoid(prior + sum_m (l_m - prior)))``, ``l`` the class-1 log-odds of all
@@ -132,9 +132,10 @@ class TrainOptions:
             given the class, which the phantom world's sequences are (their lesion attributes are drawn
             independently per class); on real data, where they are not, it would over-count shared
             evidence. Computed from the same encodings as ``single_loss``. Not in the paper (0 = the
-            paper's recipe). With the demo recipe and ``poe_loss=1`` the output used DWI about as much
-            as DCE (ds1 test mean |Shapley| 0.23 vs 0.25) and the DCE-only gap grew on ds2/ds3 (0.018,
-            0.054) but not on ds1 (0.011); not used by the shipped demo model (``scripts/train_demo.sh``).
+            paper's recipe). The demo model uses ``poe_loss=1``: on the phantom world before its T2
+            classes were pulled apart, the output then used DWI about as much as DCE (ds1 test mean
+            |Shapley| 0.23 vs 0.25) and the DCE-only gap grew on ds2/ds3 (0.018, 0.054) but not on ds1
+            (0.011); on the current world the ds1 gap is 0.019 (``scripts/train_demo.sh``).
     """
 
     task: str = "malignancy"
