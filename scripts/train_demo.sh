@@ -57,7 +57,7 @@
 # pulled apart (1.85 / 0.82; model_core.phantom.params). On that world, runs side by side:
 #   defaults (the shipped model; 20 epochs, 27 min of training): best val 0.968 (epoch 13); test ds1
 #     0.949 [0.914, 0.978], DCE only 0.931 (gap 0.019); ds2 0.944 / 0.928 (0.016); ds3 0.887 / 0.818
-#     (0.069). Through the Predictor on ds1 test: DWI alone 0.911, DCE + DWI 0.949, T2 alone a constant
+#     (0.069). Pilots through the Predictor on ds1 test: DWI alone 0.911, DCE + DWI 0.949, T2 alone a constant
 #     (sd 0.003, AUROC 0.47): T2 is still unused, the gap comes from DWI alone. Interactive TTA (6
 #     versions): 0.947 / DCE only 0.930, no better. Mean |Shapley| on ds1 DCE 0.24, DWI 0.20, T2 0.04
 #     (constant); pointing game (DCE map) 94.4 / 92.1 / 86.3 %; BI-RADS 4 tau 0.103 downgrades 6/46 on
