@@ -21,7 +21,7 @@ gives a constant output from T2 alone (sd 0.003 over the ds1 test cohort, AUROC 
 conspicuity change. In non-fat-suppressed T2 a benign lesion (1.85 x FGT 0.40 = 0.74) is close to fat
 (0.85) and a malignant one (0.33) close to FGT, so the lesion is hard to find at all. Fat-suppressed T2 at
 ds1 and ds2, and T2 lesions 2-5x brighter than FGT, were then tried and did not help (the network trained
-on T2 alone still gives a constant output; figures in ``scripts/train_demo.sh``), so the world was left
+on T2 alone still gives a near-constant output; figures in ``scripts/train_demo.sh``), so the world was left
 as it is. Current figures are in the package docstring.
 
 Units: diameters in mm; times in s after contrast injection; enhancement ``E`` in units of a reference
