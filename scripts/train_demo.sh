@@ -78,7 +78,7 @@
 #     0.911 / 0.901; T2 alone still constant (sd 0.005 on ds1 validation).
 #   the same with every T2 ratio x 2.5 (every lesion 2-5x brighter than FGT): best val 0.983; test ds1
 #     0.922 / DCE only 0.891, ds2 0.927 / 0.911, ds3 0.806 / 0.745; T2 alone constant (sd 0.0002).
-# The T2 branch is dead, not starved: in that model the T2 tokens' case-to-case variation, relative to
+# The T2 branch washes its input out: in that model the T2 tokens' case-to-case variation, relative to
 # their norm, falls from 0.37 to 0.04 through the 9 per-modality layers (each adds a large input-
 # independent vector) while DWI's grows from 0.40 to 2.9, and the gradient reaching the T2 tokenizer is
 # ~1/500 of DWI's; a zeroed T2 input gives the same output. Pilots of the demo network trained on one

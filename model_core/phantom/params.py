@@ -16,13 +16,10 @@ demo network trained on DWI alone (breast-cropped DWI, 600 cases) had kept its o
 first and it learnt to ignore the sequence; after the change it reached 0.75 after 1 epoch and 0.89 after
 3. The class difference (ADC) is unchanged. Then the T2 ratio classes were pulled apart (benign median 1.65 ->
 1.85, malignant 0.95 -> 0.82; TNBC unchanged at 1.30), meant to give T2 evidence a network can find (the
-demo network's T2 had the smallest Shapley share). It did not: the demo model trained on this world still
-gives a constant output from T2 alone (sd 0.003 over the ds1 test cohort, AUROC 0.47), like DWI before its
-conspicuity change. In non-fat-suppressed T2 a benign lesion (1.85 x FGT 0.40 = 0.74) is close to fat
-(0.85) and a malignant one (0.33) close to FGT, so the lesion is hard to find at all. Fat-suppressed T2 at
-ds1 and ds2, and T2 lesions 2-5x brighter than FGT, were then tried and did not help (the network trained
-on T2 alone still gives a near-constant output; figures in ``scripts/train_demo.sh``), so the world was left
-as it is. Current figures are in the package docstring.
+demo network's T2 had the smallest Shapley share). The demo model still does not read T2. Fat-suppressed
+T2 at ds1 and ds2, and T2 lesions 2-5x brighter than FGT, did not change that and were not kept: a more
+conspicuous T2 lesion is not enough (figures in ``scripts/train_demo.sh``). Current figures are
+in the package docstring.
 
 Units: diameters in mm; times in s after contrast injection; enhancement ``E`` in units of a reference
 T1 signal (0.4, the fibroglandular pre-contrast level), so ``E = 1`` is roughly a 100 % signal increase;
