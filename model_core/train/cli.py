@@ -101,6 +101,9 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     r.add_argument("--poe-loss", type=float, default=0.0, metavar="V",
                    help="add V x the cross-entropy of the all-sequence output against the product of the "
                         "single-sequence posteriors (not in the paper; default 0)")
+    r.add_argument("--ema", type=float, default=0.0, metavar="D",
+                   help="validate, checkpoint and export an exponential moving average of the weights with decay D "
+                        "per optimizer step (not in the paper; default 0 = off)")
     r.add_argument("--branch-warmup", type=int, default=0, metavar="E",
                    help="show the first E epochs without DCE (DWI and T2 only) (not in the paper; default 0)")
     r.add_argument("--epoch-end", default="carry", choices=["carry", "step"],
@@ -151,7 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
                             epoch_end=args.epoch_end, seed=args.seed, stop_after=args.stop_after,
                             save_dtype=args.save_dtype, modality_dropout=args.modality_dropout,
                             single_loss=args.single_loss, branch_warmup=args.branch_warmup,
-                            poe_loss=args.poe_loss)
+                            poe_loss=args.poe_loss, ema=args.ema)
         if args.folds is None and args.fold is not None:
             raise TrainError("--fold needs --folds")
         folds: list[int | None] = [None]

@@ -14,6 +14,7 @@ epochs); an optimizer step (after summing the gradients over processes) every
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -33,6 +34,7 @@ from model_core.native import ModelCard, save_native
 from model_core.subsets import SUBSETS, Subset
 from model_core.train import ddp
 from model_core.train.data import CaseDataset
+from model_core.train.ema import WeightAverage
 from model_core.train.metrics import auroc
 from model_core.train.options import TrainError, TrainOptions
 from model_core.train.recipe import loss_fn, trainable_parameters
@@ -181,7 +183,8 @@ class Trainer:
     def __init__(self, model: Mome, optimizer: torch.optim.Optimizer, scheduler: Any, train_ds: CaseDataset,
                  val_ds: CaseDataset, opts: TrainOptions, weight: torch.Tensor | None, out_dir: Path,
                  dist: ddp.DistInfo, make_card: Callable[[Progress], ModelCard], state_key: dict[str, Any],
-                 frozen_backbone: bool, progress_bars: bool = True, extra: dict[str, Any] | None = None) -> None:
+                 frozen_backbone: bool, progress_bars: bool = True, extra: dict[str, Any] | None = None,
+                 ema_state: Mapping[str, Any] | None = None) -> None:
         if opts.accumulation % dist.world_size:
             raise TrainError(f"accumulation {opts.accumulation} must be a multiple of the {dist.world_size} processes")
         if len(np.unique(val_ds.labels)) < 2:
@@ -196,12 +199,17 @@ class Trainer:
         self.params = trainable_parameters(model)
         self.local_accum = opts.accumulation // dist.world_size
         self.prior = 0.0 if weight is not None else _log_odds_of(train_ds.labels)
+        self.ema = WeightAverage(self.params, opts.ema) if opts.ema > 0.0 else None
+        if self.ema is not None and ema_state is not None:
+            self.ema.load_state_dict(ema_state)
 
     # ---------------------------------------------------------------------------------------------
     def _step(self) -> None:
         ddp.allreduce_grads([p for _, p in self.params], self.dist)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update()
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the training set; returns the history fields of the epoch."""
@@ -273,30 +281,37 @@ class Trainer:
             epoch = progress.epoch
             row = self.train_epoch(epoch)
             self.scheduler.step()
-            t0 = time.perf_counter()
-            scores = predict(self.model, self.val_ds, dist, progress=self.bars)
-            val_auc = auroc(self.val_ds.labels, scores)
-            val_seconds = time.perf_counter() - t0
-            row.update(val_auroc=val_auc, val_seconds=val_seconds, seconds_per_val_case=val_seconds / len(self.val_ds))
-            improved = bool(val_auc >= progress.best_auroc)
-            row["best"] = improved
-            progress.history.append(row)
-            progress.epoch = epoch + 1
-            if improved:
-                progress.best_auroc, progress.best_epoch = float(val_auc), epoch + 1
-            log.info("epoch %d/%d: loss %.4f, val AUROC %.4f%s (%.0f s train, %.0f s val)", epoch + 1,
-                     opts.epochs, row["train_loss"], val_auc, " (best)" if improved else "",
-                     row["train_seconds"], row["val_seconds"])
-            if dist.is_main:
-                if improved:
-                    dtype = torch.float16 if opts.save_dtype == "float16" else None
-                    save_native(self.model, best_path, self.make_card(progress), dtype=dtype)
+            averaged = self.ema.swapped() if self.ema is not None else contextlib.nullcontext()
+            with averaged:  # validate, and save a new best, with the averaged weights (if any)
+                self._validate(epoch, row, progress, best_path)
+            if dist.is_main:  # the state holds the raw weights (and the average)
                 save_state(self.out_dir / STATE_FILE, model=self.model, optimizer=self.optimizer,
                            scheduler=self.scheduler, progress=progress, carried=self.carried(),
-                           key=self.state_key, frozen_backbone=self.frozen_backbone, extra=self.extra)
+                           key=self.state_key, frozen_backbone=self.frozen_backbone, extra=self.extra,
+                           ema=None if self.ema is None else self.ema.state_dict())
                 (self.out_dir / HISTORY_FILE).write_text(json.dumps(progress.history, indent=1) + "\n")
             ddp.barrier(dist)
             ran += 1
         ddp.check_replicas(self.model, dist)
         finished = progress.epoch >= opts.epochs
         return TrainResult(self.model, progress, finished, best_path if best_path.is_file() else None)
+
+    def _validate(self, epoch: int, row: dict[str, Any], progress: Progress, best_path: Path) -> None:
+        """Validate the model as it stands, record the epoch in ``row``/``progress``, save a new best."""
+        t0 = time.perf_counter()
+        scores = predict(self.model, self.val_ds, self.dist, progress=self.bars)
+        val_auc = auroc(self.val_ds.labels, scores)
+        val_seconds = time.perf_counter() - t0
+        row.update(val_auroc=val_auc, val_seconds=val_seconds, seconds_per_val_case=val_seconds / len(self.val_ds))
+        improved = bool(val_auc >= progress.best_auroc)
+        row["best"] = improved
+        progress.history.append(row)
+        progress.epoch = epoch + 1
+        if improved:
+            progress.best_auroc, progress.best_epoch = float(val_auc), epoch + 1
+        log.info("epoch %d/%d: loss %.4f, val AUROC %.4f%s (%.0f s train, %.0f s val)", epoch + 1,
+                 self.opts.epochs, row["train_loss"], val_auc, " (best)" if improved else "",
+                 row["train_seconds"], row["val_seconds"])
+        if improved and self.dist.is_main:
+            dtype = torch.float16 if self.opts.save_dtype == "float16" else None
+            save_native(self.model, best_path, self.make_card(progress), dtype=dtype)

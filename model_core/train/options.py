@@ -136,6 +136,9 @@ class TrainOptions:
             classes were pulled apart, the output then used DWI about as much as DCE (ds1 test mean
             |Shapley| 0.23 vs 0.25) and the DCE-only gap grew on ds2/ds3 (0.018, 0.054) but not on ds1
             (0.011); on the current world the ds1 gap is 0.019 (``scripts/train_demo.sh``).
+        ema: decay ``D`` of an exponential moving average of the weights, updated after every optimizer
+            step (:mod:`model_core.train.ema`); validation, the best-validation checkpoint and so the
+            exported model use the average. Not in the paper (0 = off, the paper's recipe).
     """
 
     task: str = "malignancy"
@@ -155,6 +158,7 @@ class TrainOptions:
     single_loss: float = 0.0
     branch_warmup: int = 0
     poe_loss: float = 0.0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -177,6 +181,8 @@ class TrainOptions:
             raise TrainError(f"single_loss must be a finite weight >= 0, got {self.single_loss}")
         if not 0.0 <= self.poe_loss < math.inf:
             raise TrainError(f"poe_loss must be a finite weight >= 0, got {self.poe_loss}")
+        if not 0.0 <= self.ema < 1.0:
+            raise TrainError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}")
         if not 0 <= self.branch_warmup < self.epochs:
             raise TrainError(f"branch_warmup must be in [0, epochs={self.epochs}), got {self.branch_warmup}")
 
@@ -210,7 +216,8 @@ class TrainOptions:
         """The fields that must agree between a run and the state it resumes (all but ``stop_after``)."""
         d = self.to_dict()
         d.pop("stop_after")
-        for name in ("modality_dropout", "single_loss", "branch_warmup", "poe_loss"):  # older states resume unchanged
+        # older states resume unchanged
+        for name in ("modality_dropout", "single_loss", "branch_warmup", "poe_loss", "ema"):
             if not d[name]:
                 d.pop(name)
         return d

@@ -171,7 +171,7 @@ def train(spec: RunSpec, opts: TrainOptions, dist: ddp.DistInfo | None = None) -
     make_card = _card_factory(spec, opts, model, train_ds, val_ds, dist, init_report)
     trainer = Trainer(model, optimizer, scheduler, train_ds, val_ds, opts, weight, out, dist, make_card, key,
                       frozen_backbone=spec.init.frozen_backbone, progress_bars=spec.progress,
-                      extra={"init": init_report})
+                      extra={"init": init_report}, ema_state=None if state is None else state.get("ema"))
     log.info("training %s: %d train / %d val cases, %d epochs, accumulation %d, %d process(es)", opts.task,
              len(train_ds), len(val_ds), opts.epochs, opts.accumulation, dist.world_size)
     return trainer.fit(progress)

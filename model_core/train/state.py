@@ -47,8 +47,10 @@ class Progress:
 
 def save_state(path: str | os.PathLike[str], *, model: Mome, optimizer: torch.optim.Optimizer,
                scheduler: Any, progress: Progress, carried: dict[str, torch.Tensor], key: dict[str, Any],
-               frozen_backbone: bool, extra: dict[str, Any] | None = None) -> None:
-    """Write the state atomically (``path.tmp`` then rename). ``extra``: plain data kept for the record."""
+               frozen_backbone: bool, extra: dict[str, Any] | None = None,
+               ema: dict[str, Any] | None = None) -> None:
+    """Write the state atomically (``path.tmp`` then rename). ``extra``: plain data kept for the record;
+    ``ema``: the weight average's state (:class:`model_core.train.ema.WeightAverage`), when one is kept."""
     state = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
@@ -67,6 +69,8 @@ def save_state(path: str | os.PathLike[str], *, model: Mome, optimizer: torch.op
         "rng": {"seed": int(key["options"]["seed"]), "scheme": RNG_SCHEME},
         "extra": extra or {},
     }
+    if ema is not None:
+        state["ema"] = ema
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     torch.save(state, tmp)
