@@ -113,7 +113,13 @@
 #     lagging once DCE comes in; best val 0.966 (epoch 12); test ds1 0.944 [0.904, 0.974], DCE only 0.937
 #     (gap 0.007); ds2 0.936 / 0.916 (0.020); ds3 0.894 / 0.871. EMA=0.9997 equals it for the first 8991
 #     steps (the warm-up term of the decay rules; 15 epochs), so it was not run to the end.
-#     SEED=1 EMA=0.999: best val 0.972 (epoch 12); E3_RESULT
+#   SEED=1 EMA=0.999 (on a CPU with AVX-512, where this script's seed-0 run reproduces the shipped one):
+#     best val 0.959 (epoch 12); test ds1 0.936 [0.895, 0.970], DCE only 0.936 (gap 0.000); ds2 0.906 /
+#     0.907; ds3 0.890 / 0.891: this run's fused output followed DCE.
+#   SINGLE_LOSS=2 (seed 0, no EMA; the same machine and cohorts): best val 0.973 (epoch 13; 0.88 already
+#     in the DWI/T2 warm-up, epoch 4, against at most 0.82 with SINGLE_LOSS=1); test ds1 0.936 [0.893,
+#     0.970], DCE only 0.912 (gap 0.024); ds2 0.932 / 0.913 (0.019); ds3 0.884 / 0.856 (0.029): a wider
+#     ds1 gap from a weaker DCE-only reading, not a better fused one.
 #
 # Costs on this 2-core machine (1 thread per run, two runs side by side): phantom generation ~0.3 s per
 # study, preprocessing ~0.3 s per study and worker, training 27 min (warm-up epochs 53-64 s, joint
