@@ -12,7 +12,10 @@
 # already written are not generated again):
 #   WORK=runs/demo_repro COHORTS=runs/demo/cohorts CACHE=runs/demo/cache bash scripts/train_demo.sh
 # Measured for the shipped model: a run interrupted after 8 epochs and resumed, and this script end to end,
-# gave all 926 tensors bitwise equal and byte-identical test predictions.
+# gave all 926 tensors bitwise equal and byte-identical test predictions; so did this script (CHECKS=0) on a
+# later day's machine with AVX-512, every cohort generated anew (the card's test AUROCs to the last digit).
+# Bitwise equality also needs the same CPU kernels: with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+# MKL_ENABLE_INSTRUCTIONS=AVX2 on that machine the first epoch's validation AUROC was 0.6577, not 0.6541.
 #
 # Design: train on a DS1+DS2 mix (DS1-like internal site, DS2-like second site), validate on a DS1+DS2
 # mix (best-validation-AUROC checkpoint), test on held-out cohorts of every site profile (ds1, ds2, ds3;

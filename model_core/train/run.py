@@ -107,6 +107,8 @@ def _card_factory(spec: RunSpec, opts: TrainOptions, model: torch.nn.Module, tra
             intended_use=intended,
             provenance={"package": f"napari-mome {model_core.__version__}", "torch": torch.__version__,
                         "numpy": np.__version__, "python": platform.python_version(),
+                        # bitwise reproduction needs the same CPU kernels as well as the same thread count
+                        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                         "synthetic_training_data": synthetic},
             training={
                 "command": spec.command, "seed": opts.seed, "task": opts.task, "options": opts.to_dict(),

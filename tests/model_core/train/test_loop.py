@@ -49,6 +49,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(cohorts: dict[str, Pat
     assert all(torch.equal(fa[k], fb[k]) for k in fa)
     model, card = load_native(tmp_path / "part" / loop.BEST_FILE)
     assert "synthetic phantoms" in card.intended_use and card.training["seed"] == 7
+    assert card.provenance["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert card.metrics["validation"]["auroc"] == full.progress.best_auroc
     assert card.training["train_cohorts"][0]["seed"] == 1 and card.training["train_cohorts"][0]["site"] == "ds1"
     assert json.loads((tmp_path / "part" / loop.HISTORY_FILE).read_text())[1]["epoch"] == 2
