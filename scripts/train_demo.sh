@@ -126,7 +126,8 @@
 #
 # Costs on this 2-core machine (1 thread per run, two runs side by side): phantom generation ~0.3 s per
 # study, preprocessing ~0.3 s per study and worker, training 27 min (warm-up epochs 53-64 s, joint
-# epochs 72-87 s with the single losses; 120-190 s on a slower day of this shared machine), validation
+# epochs 72-87 s with the single losses; 120-190 s on a slower day of this shared machine; on an AVX-512
+# machine of this kind 73-93 s and 100-140 s, this script 37-48 min end to end), validation
 # ~0.05 s per case, checks (8 subsets + 16-step IG on malignant cases) ~1.2 s per case. Disk: the
 # uncompressed NIfTI cohorts take ~32 GB, the preprocessing cache ~6 GB.
 set -euo pipefail
