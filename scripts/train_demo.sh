@@ -123,6 +123,10 @@
 #     in the DWI/T2 warm-up, epoch 4, against at most 0.82 with SINGLE_LOSS=1); test ds1 0.936 [0.893,
 #     0.970], DCE only 0.912 (gap 0.024); ds2 0.932 / 0.913 (0.019); ds3 0.884 / 0.856 (0.029): a wider
 #     ds1 gap from a weaker DCE-only reading, not a better fused one.
+#   N_VAL=150 (the checkpoint chosen on 300 validation studies instead of 120; training is unchanged):
+#     defaults chose epoch 12 (val 0.954): test ds1 0.949 [0.912, 0.978], DCE only 0.940 (gap 0.009), ds2
+#     0.941 / 0.929 (0.012), ds3 0.895 / 0.848; with SINGLE_LOSS=2 it chose epoch 13 (val 0.957), the S2
+#     figures above.
 #
 # Costs on this 2-core machine (1 thread per run, two runs side by side): phantom generation ~0.3 s per
 # study, preprocessing ~0.3 s per study and worker, training 27 min (warm-up epochs 53-64 s, joint
