@@ -138,10 +138,8 @@ class TrainOptions:
             (0.011); on the current world the ds1 gap is 0.019 (``scripts/train_demo.sh``).
         ema: decay ``D`` of an exponential moving average of the weights, updated after every optimizer
             step (:mod:`model_core.train.ema`); validation, the best-validation checkpoint and so the
-            exported model use the average. Not in the paper (0 = off, the paper's recipe). On the demo
-            world's cohorts (``scripts/train_demo.sh``, seed 0, ``D = 0.999``) it did not help: the
-            averaged weights validated better during the warm-up epochs (AUROC 0.84 against 0.46-0.65)
-            and lagged once DCE came in; best validation 0.966, test ds1 0.944 against 0.949 without.
+            exported model use the average. Not in the paper (0 = off, the paper's recipe). It did not
+            help the demo model (two seeds at ``D = 0.999``; figures in ``scripts/train_demo.sh``).
     """
 
     task: str = "malignancy"
