@@ -177,6 +177,8 @@ SINGLE_LOSS=${SINGLE_LOSS:-1}  # weight of the auxiliary loss of each sequence a
 BRANCH_WARMUP=${BRANCH_WARMUP:-5}  # first epochs shown without DCE (--branch-warmup)
 POE_LOSS=${POE_LOSS:-1}        # weight of the product-of-experts target for the fused output (--poe-loss)
 EMA=${EMA:-0}                  # decay of the weight average that is validated and shipped (--ema; 0 = off)
+BALANCE_BY=${BALANCE_BY:-}      # cohort column the training sampler balances against the label (--balance-by)
+BALANCE_FROM=${BALANCE_FROM:-0}  # first epoch (0-based) of the balanced sampler (--balance-from)
 CROP=${CROP:-dce dwi t2}       # sequences cut to the breast box (--crop; the paper crops dce t2)
 IG_STEPS=${IG_STEPS:-16}
 CHECKS=${CHECKS:-1}            # 0: AUROCs into $WORK/eval only (no checks, card untouched, no export)
@@ -197,12 +199,15 @@ cohort "$N_TEST" ds2 3002 test_ds2
 cohort "$N_TEST" ds3 3003 test_ds3
 echo "cohorts: $(( $(date +%s) - start )) s" >&2
 
+balance=()
+if [ -n "$BALANCE_BY" ]; then balance=(--balance-by "$BALANCE_BY" --balance-from "$BALANCE_FROM"); fi
 t_train=$(date +%s)
 "$MOME" train --preset demo --task malignancy --scratch-init xavier --weight-decay 0 --crop $CROP \
   --train-csv "$C/train_ds1/cohort.csv" "$C/train_ds2/cohort.csv" \
   --val-csv "$C/val_ds1/cohort.csv" "$C/val_ds2/cohort.csv" \
   --epochs "$EPOCHS" --accumulation "$ACCUM" --lr "$LR" --modality-dropout "$MODALITY_DROPOUT" \
   --single-loss "$SINGLE_LOSS" --branch-warmup "$BRANCH_WARMUP" --poe-loss "$POE_LOSS" --ema "$EMA" --seed "$SEED" \
+  "${balance[@]}" \
   --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/model" --resume
 echo "train (incl. preprocessing): $(( $(date +%s) - t_train )) s" >&2
 
@@ -218,5 +223,5 @@ fi
   --cohort "ds3_test=$C/test_ds3/cohort.csv" \
   --bootstrap 1000 --seed 0 --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/eval" \
   "${checks[@]}" \
-  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA CROP=\"$CROP\" THREADS=$THREADS)"
+  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA BALANCE_BY=$BALANCE_BY BALANCE_FROM=$BALANCE_FROM CROP=\"$CROP\" THREADS=$THREADS)"
 echo "total: $(( $(date +%s) - start )) s" >&2

@@ -106,6 +106,13 @@ def configure_train(p: argparse.ArgumentParser) -> None:
                         "per optimizer step (not in the paper; default 0 = off)")
     r.add_argument("--branch-warmup", type=int, default=0, metavar="E",
                    help="show the first E epochs without DCE (DWI and T2 only) (not in the paper; default 0)")
+    r.add_argument("--balance-by", metavar="COLUMN",
+                   help="draw each epoch's training cases so that this numeric cohort column (e.g. "
+                        "lesion_diameter_mm) says nothing about the label (not in the paper; default off)")
+    r.add_argument("--balance-bins", type=int, default=6, metavar="B",
+                   help="equal-count bins of the --balance-by column (default 6)")
+    r.add_argument("--balance-from", type=int, default=0, metavar="E",
+                   help="first epoch (0-based) drawn with the balanced sampler (default 0)")
     r.add_argument("--epoch-end", default="carry", choices=["carry", "step"],
                    help="leftover gradients at epoch end: carry into the next epoch (authors) or step")
     r.add_argument("--seed", type=int, default=0)
@@ -154,7 +161,8 @@ def run_train(args: argparse.Namespace) -> int:
                             epoch_end=args.epoch_end, seed=args.seed, stop_after=args.stop_after,
                             save_dtype=args.save_dtype, modality_dropout=args.modality_dropout,
                             single_loss=args.single_loss, branch_warmup=args.branch_warmup,
-                            poe_loss=args.poe_loss, ema=args.ema)
+                            poe_loss=args.poe_loss, ema=args.ema, balance_by=args.balance_by,
+                            balance_bins=args.balance_bins, balance_from=args.balance_from)
         if args.folds is None and args.fold is not None:
             raise TrainError("--fold needs --folds")
         folds: list[int | None] = [None]

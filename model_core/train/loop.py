@@ -33,6 +33,7 @@ from model_core.mome import Mome
 from model_core.native import ModelCard, save_native
 from model_core.subsets import SUBSETS, Subset
 from model_core.train import ddp
+from model_core.train.balance import balance_weights, balanced_order, column_values
 from model_core.train.data import CaseDataset
 from model_core.train.ema import WeightAverage
 from model_core.train.metrics import auroc
@@ -199,6 +200,8 @@ class Trainer:
         self.params = trainable_parameters(model)
         self.local_accum = opts.accumulation // dist.world_size
         self.prior = 0.0 if weight is not None else _log_odds_of(train_ds.labels)
+        self.balance = None if opts.balance_by is None else balance_weights(
+            column_values(train_ds.cases, opts.balance_by), train_ds.labels, opts.balance_bins)
         self.ema = WeightAverage(self.params, opts.ema) if opts.ema > 0.0 else None
         if self.ema is not None and ema_state is not None:
             self.ema.load_state_dict(ema_state)
@@ -215,7 +218,13 @@ class Trainer:
         """One pass over the training set; returns the history fields of the epoch."""
         opts, dist, model = self.opts, self.dist, self.model
         model.train()
-        order = epoch_order(len(self.train_ds), opts.seed, epoch, dist.world_size)[dist.rank :: dist.world_size]
+        balance = self.balance if opts.balanced(epoch) else None
+        if balance is not None:
+            order = balanced_order(balance, opts.seed, epoch, dist.world_size)
+        else:
+            order = epoch_order(len(self.train_ds), opts.seed, epoch, dist.world_size)
+        order = order[dist.rank :: dist.world_size]
+        prior = self.prior if balance is None else 0.0  # the balanced sampler shows each class half the time
         rng = np.random.default_rng([opts.seed, epoch, dist.rank, 1])
         drop_rng = np.random.default_rng([opts.seed, epoch, dist.rank, 3])  # its own stream: p=0 changes nothing
         torch.manual_seed(_seed_int(opts.seed, epoch, dist.rank, 2))
@@ -233,7 +242,7 @@ class Trainer:
                 inputs = {m: v if m in keep else None for m, v in inputs.items()}
                 total[2] += 1
             if opts.single_loss > 0.0 or opts.poe_loss > 0.0:
-                loss, single, poe = single_losses(model, inputs, target, self.weight, self.prior)
+                loss, single, poe = single_losses(model, inputs, target, self.weight, prior)
                 objective = loss
                 if single is not None and poe is not None:
                     objective = loss + opts.single_loss * single

@@ -140,6 +140,12 @@ class TrainOptions:
             step (:mod:`model_core.train.ema`); validation, the best-validation checkpoint and so the
             exported model use the average. Not in the paper (0 = off, the paper's recipe). It did not
             help the demo model (two seeds at ``D = 0.999``; figures in ``scripts/train_demo.sh``).
+        balance_by: a numeric cohort column (e.g. ``lesion_diameter_mm``); from epoch ``balance_from`` (0-based)
+            on, each epoch's cases are drawn with replacement so that the column says nothing about the label
+            in what the network is shown (:mod:`model_core.train.balance`: ``balance_bins`` equal-count bins,
+            each drawn equally often, each class half of every bin), and the prior of ``poe_loss`` is then
+            0. ``None`` (the paper's recipe): every case once per epoch in a seeded order. Not in the paper.
+        balance_bins, balance_from: see ``balance_by``.
     """
 
     task: str = "malignancy"
@@ -160,6 +166,9 @@ class TrainOptions:
     branch_warmup: int = 0
     poe_loss: float = 0.0
     ema: float = 0.0
+    balance_by: str | None = None
+    balance_bins: int = 6
+    balance_from: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -186,6 +195,14 @@ class TrainOptions:
             raise TrainError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}")
         if not 0 <= self.branch_warmup < self.epochs:
             raise TrainError(f"branch_warmup must be in [0, epochs={self.epochs}), got {self.branch_warmup}")
+        if self.balance_bins < 2:
+            raise TrainError(f"balance_bins must be >= 2, got {self.balance_bins}")
+        if not 0 <= self.balance_from < self.epochs:
+            raise TrainError(f"balance_from must be in [0, epochs={self.epochs}), got {self.balance_from}")
+
+    def balanced(self, epoch: int) -> bool:
+        """Whether 0-based ``epoch`` draws its cases with the balanced sampler."""
+        return self.balance_by is not None and epoch >= self.balance_from
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -220,5 +237,8 @@ class TrainOptions:
         # older states resume unchanged
         for name in ("modality_dropout", "single_loss", "branch_warmup", "poe_loss", "ema"):
             if not d[name]:
+                d.pop(name)
+        if d["balance_by"] is None:
+            for name in ("balance_by", "balance_bins", "balance_from"):
                 d.pop(name)
         return d
