@@ -40,10 +40,10 @@ Generative model (per study; all parameters in :mod:`model_core.phantom.params`,
    same world-space objects.
 
 Evidence split (``python -m model_core.phantom.separability --site ds1 --n 200 --scale 1.0``: hand
-features inside the true mask, 5-fold logistic). ds1: single features AUROC 0.93 (DCE washout), 0.90
-(initial rise), 0.78 (shape irregularity), 0.95 (DWI ADC), 0.94 (T2 darkness); logistic on the DCE
-features 0.955, DCE + DWI 0.996, DCE + T2 0.992, all 0.997 (BI-RADS 4 only: 0.89 -> 0.99); median
-generation 0.21 s per study with two training runs beside it. These features
+features inside the true mask, 5-fold logistic). ds1: single features AUROC 0.93 (DCE washout), 0.92
+(initial rise), 0.79 (shape irregularity), 0.96 (DWI ADC), 0.95 (T2 darkness); logistic on the DCE
+features 0.974, DCE + DWI 0.998, DCE + T2 0.992, all 1.000 (BI-RADS 4 only: 0.90 -> 1.00); median
+generation 0.24 s per study with two training runs beside it. These features
 are measured inside the true mask; a network must also find the lesion, which is why the DWI lesion is
 made conspicuous at high b (bright against FGT and skin; see :mod:`.params`), as in clinical DWI.
 """

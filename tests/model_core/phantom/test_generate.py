@@ -143,7 +143,7 @@ def test_mask_and_lesion_truth(cases: dict[str, PhantomCase]) -> None:
 def test_mask_never_empty_for_small_lesions() -> None:
     prof = SITES["ds1"]
     diam = {s: sample_truth(np.random.default_rng(case_streams(s, prof)[0]), prof, PARAMS).lesion.diameter_mm
-            for s in range(300)}  # fmt: skip
+            for s in range(3000)}  # fmt: skip
     seeds = [s for s, d in diam.items() if d <= 6.0][:2]
     assert seeds
     for seed in seeds:
