@@ -202,6 +202,9 @@ class Trainer:
         self.prior = 0.0 if weight is not None else _log_odds_of(train_ds.labels)
         self.balance = None if opts.balance_by is None else balance_weights(
             column_values(train_ds.cases, opts.balance_by), train_ds.labels, opts.balance_bins)
+        if self.balance is not None and weight is not None:
+            log.warning("--balance-by already shows each class half the time; the class-weighted loss weights "
+                        "the classes again (consider --class-weights none)")
         self.ema = WeightAverage(self.params, opts.ema) if opts.ema > 0.0 else None
         if self.ema is not None and ema_state is not None:
             self.ema.load_state_dict(ema_state)

@@ -89,3 +89,13 @@ def test_training_draws_the_balanced_order_from_balance_from(cohorts: dict[str, 
     assert "balance_by" not in dataclasses.replace(opts, balance_by=None).resume_key()
     with pytest.raises(TrainError, match="cannot resume"):
         train(dataclasses.replace(spec, resume=True), dataclasses.replace(opts, balance_from=2))
+
+
+def test_balancing_with_a_class_weighted_loss_warns(cohorts: dict[str, Path], tiny_cfg: MomeConfig, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    spec = RunSpec(train_csvs=(str(cohorts["train"]),), out_dir=str(tmp_path / "w"),
+                   val_csvs=(str(cohorts["val"]),), config=tiny_cfg, cache_dir=str(cohorts["cache"]), progress=False)
+    opts = TrainOptions(epochs=1, accumulation=2, class_weights="balanced", balance_by="age", balance_bins=2)
+    with caplog.at_level("WARNING", logger="model_core.train.loop"):
+        train(spec, opts)
+    assert any("class-weighted loss weights the classes again" in r.getMessage() for r in caplog.records)
