@@ -81,6 +81,11 @@ def balanced_order(weights: np.ndarray, seed: int, epoch: int, world: int = 1) -
     """The epoch's case indices ``(ceil(N / world) * world,)``: ``N`` draws with replacement from
     ``weights`` ``(N,)``, seeded by ``(seed, epoch)``, padded by wrap-around for ``world`` processes."""
     n = len(weights)
-    draws = np.random.default_rng([seed, epoch, 5]).choice(n, size=n, replace=True, p=weights)
-    pad = (-n) % world
-    return np.concatenate([draws, draws[:pad]]) if pad else draws
+    return pad_for_processes(np.random.default_rng([seed, epoch, 5]).choice(n, size=n, replace=True, p=weights),
+                             world)
+
+
+def pad_for_processes(order: np.ndarray, world: int) -> np.ndarray:
+    """``order`` ``(N,)`` padded by wrap-around to a multiple of ``world`` (each process gets as many)."""
+    pad = (-len(order)) % world
+    return np.concatenate([order, order[:pad]]) if pad else order

@@ -22,6 +22,11 @@ def _confounded(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(labels * 1.2, 1.0), labels
 
 
+def _spec(cohorts: dict[str, Path], cfg: MomeConfig, out: Path) -> RunSpec:
+    return RunSpec(train_csvs=(str(cohorts["train"]),), out_dir=str(out), val_csvs=(str(cohorts["val"]),),
+                   config=cfg, cache_dir=str(cohorts["cache"]), progress=False)
+
+
 def test_weights_hide_the_column_from_the_label() -> None:
     values, labels = _confounded(3000, 0)
     assert auroc(labels, values) > 0.75
@@ -75,8 +80,7 @@ def test_training_draws_the_balanced_order_from_balance_from(cohorts: dict[str, 
     monkeypatch.setattr(train_data.CaseDataset, "train_item", spy)
     opts = TrainOptions(epochs=3, accumulation=2, seed=3, weight_decay=0.0, single_loss=1.0, poe_loss=1.0,
                         balance_by="age", balance_bins=2, balance_from=1)
-    spec = RunSpec(train_csvs=(str(cohorts["train"]),), out_dir=str(tmp_path / "b"),
-                   val_csvs=(str(cohorts["val"]),), config=tiny_cfg, cache_dir=str(cohorts["cache"]), progress=False)
+    spec = _spec(cohorts, tiny_cfg, tmp_path / "b")
     run = train(spec, opts)
     cases = read_cohort(cohorts["train"], get_task("malignancy"))
     w = balance_weights(column_values(cases, "age"), np.array([c.label for c in cases]), 2)
@@ -93,8 +97,7 @@ def test_training_draws_the_balanced_order_from_balance_from(cohorts: dict[str, 
 
 def test_balancing_with_a_class_weighted_loss_warns(cohorts: dict[str, Path], tiny_cfg: MomeConfig, tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    spec = RunSpec(train_csvs=(str(cohorts["train"]),), out_dir=str(tmp_path / "w"),
-                   val_csvs=(str(cohorts["val"]),), config=tiny_cfg, cache_dir=str(cohorts["cache"]), progress=False)
+    spec = _spec(cohorts, tiny_cfg, tmp_path / "w")
     opts = TrainOptions(epochs=1, accumulation=2, class_weights="balanced", balance_by="age", balance_bins=2)
     with caplog.at_level("WARNING", logger="model_core.train.loop"):
         train(spec, opts)
