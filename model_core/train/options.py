@@ -135,7 +135,7 @@ class TrainOptions:
             paper's recipe). The demo model uses ``poe_loss=1``: on the phantom world before its T2
             classes were pulled apart, the output then used DWI about as much as DCE (ds1 test mean
             |Shapley| 0.23 vs 0.25) and the DCE-only gap grew on ds2/ds3 (0.018, 0.054) but not on ds1
-            (0.011); the shipped demo model's gaps are 0.021 (ds1) and 0.031 (ds2) (``scripts/train_demo.sh``).
+            (0.011); the shipped demo model's gaps are 0.027 (ds1) and 0.035 (ds2) (``scripts/train_demo.sh``).
         ema: decay ``D`` of an exponential moving average of the weights, updated after every optimizer
             step (:mod:`model_core.train.ema`); validation, the best-validation checkpoint and so the
             exported model use the average. Not in the paper (0 = off, the paper's recipe). It did not
