@@ -174,7 +174,8 @@
 #     0.934 / 0.914 (0.020).
 #   W4, larger lesions and the ADC classes a little further apart (benign 1.50 -> 1.53, malignant 0.98 ->
 #     0.96; the phantom test's hand-feature DWI AUROC 0.9497 at scale 0.5, just under its 0.95 bound), with
-#     N_TRAIN_DS1=400 N_TRAIN_DS2=200 EPOCHS=20 BRANCH_WARMUP=5, the previous demo model (31 min of training): best val 0.989 (epoch 16); test ds1 0.944 [0.902, 0.976], DCE
+#     N_TRAIN_DS1=400 N_TRAIN_DS2=200 EPOCHS=20 BRANCH_WARMUP=5, the previous demo model (31 min of
+#     training): best val 0.989 (epoch 16); test ds1 0.944 [0.902, 0.976], DCE
 #     only 0.923 (gap 0.021); ds2 0.955 [0.921, 0.981] / 0.924 (0.031); ds3 0.910 / 0.832 (0.078). Probe
 #     on ds1 test: DCE alone 0.923, DWI alone 0.913, T2 alone near-constant (sd 0.04, AUROC 0.45), DCE +
 #     DWI 0.944; the DCE and DWI logits still correlate within the malignant class (0.61). Mean |Shapley|
@@ -190,8 +191,8 @@
 #   previous model: sel 0.960 (0.017) / 0.021: not eligible.
 #   SEED=1 (same settings): best val 0.982 (epoch 14), 36 min of training; sel 0.966 (0.032) / 0.028;
 #     test ds1 0.9498 [0.914, 0.979], DCE only 0.930 (gap 0.0196); ds2 0.964 / 0.921; ds3 0.933 / 0.869.
-#   N_TRAIN_DS1=600 N_TRAIN_DS2=300 EPOCHS=15 BRANCH_WARMUP=4 (the same 600 studies plus 300 more; about
-#     the same number of steps), now this script's defaults and the shipped model: warm-up val 0.85 after
+#   N_TRAIN_DS1=600 N_TRAIN_DS2=300 EPOCHS=15 BRANCH_WARMUP=4 (the same 600 studies plus 300 more;
+#     13,500 steps against 12,000), now this script's defaults and the shipped model: warm-up val 0.85 after
 #     1 epoch; best val 0.994 (epoch 11), 39 min of training; sel 0.968 (0.030) / 0.027; test ds1 0.949
 #     (0.9487) [0.908, 0.980], DCE only 0.921 (gap 0.027); ds2 0.964 [0.935, 0.988] / 0.929 (0.035); ds3
 #     0.945 / 0.857 (0.088). Probe on ds1 test: DCE alone 0.922, DWI alone 0.943, T2 alone constant (sd
