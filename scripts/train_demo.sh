@@ -11,7 +11,7 @@
 # Re-running only the training and evaluation on the same cohorts (e.g. to check reproduction; cases
 # already written are not generated again):
 #   WORK=runs/demo_repro COHORTS=runs/demo/cohorts CACHE=runs/demo/cache bash scripts/train_demo.sh
-# Measured for the previous demo model (same code, earlier phantom world): a run interrupted after 8 epochs
+# Measured for the fe235c1 demo model (same code, earlier phantom world): a run interrupted after 8 epochs
 # and resumed, and this script end to end, gave all 926 tensors bitwise equal and byte-identical test
 # predictions; so did this script (CHECKS=0) on a later day's machine with AVX-512, every cohort generated
 # anew (the card's test AUROCs to the last digit). For the shipped model: see the end of this header.
@@ -50,7 +50,7 @@
 # squashing everything else under fc_norm). The phantom DWI lesion was made conspicuous
 # (model_core.phantom.params: lesion S0 0.75, FGT ADC 2.1, skin S0 0.15; the class difference in ADC is
 # unchanged); the same pilot then reached 0.75 after 1 epoch and 0.89 after 3 (DCE alone: 0.91 after 1.5).
-# The previous demo model (POE_LOSS=0, N_VAL=40, N_TEST=100, phantom T2 ratios 1.65 / 0.95): best val
+# The 4ee9c46 demo model (POE_LOSS=0, N_VAL=40, N_TEST=100, phantom T2 ratios 1.65 / 0.95): best val
 # AUROC 0.974; test ds1 0.925 [0.868, 0.972], DCE only 0.912; ds2 0.938 / 0.931; ds3 0.857 / 0.864; its
 # DWI alone 0.83-0.88 on validation phantoms; with DCE present its output followed DCE. Fine-tuning
 # probes (DWI/T2-alone losses, DCE encoder frozen), modality dropout 0.3-0.75, the single loss or the
@@ -59,7 +59,7 @@
 # [0.895, 0.972], DCE only 0.927 (gap 0.011), ds2 gap 0.018, ds3 gap 0.054, Shapley DCE 0.25 / DWI 0.23 /
 # T2 0.09; POE_LOSS=3 ds1 0.928 / 0.928 (gap 0.000). T2 carried the least, so the phantom T2 classes were
 # pulled apart (1.85 / 0.82; model_core.phantom.params). On that world, runs side by side:
-#   defaults (the previous demo model; 20 epochs, 27 min of training): best val 0.968 (epoch 13); test ds1
+#   defaults (the fe235c1 demo model; 20 epochs, 27 min of training): best val 0.968 (epoch 13); test ds1
 #     0.949 [0.914, 0.978], DCE only 0.931 (gap 0.019); ds2 0.944 / 0.928 (0.016); ds3 0.887 / 0.818
 #     (0.069). Pilots through the Predictor on ds1 test: DWI alone 0.911, DCE + DWI 0.949, T2 alone a constant
 #     (sd 0.003, AUROC 0.47): T2 is still unused, the gap comes from DWI alone. Interactive TTA (6
@@ -109,15 +109,15 @@
 #     tissue around it by 18 sd on DCE, 8.3 on DWI and 0.78 on T2, where its mean separates the classes
 #     (AUROC 0.99, inverted: benign lesions bright like fat, ~1.6-1.9, malignant ones iso-intense, ~0.47).
 #     T2's evidence is strong but not conspicuous: a network must find the lesion on T2 first.
-#   subsets of the previous demo model through the Predictor (ds1 test): DCE 0.931, DWI 0.911, T2 0.467,
+#   subsets of the fe235c1 demo model through the Predictor (ds1 test): DCE 0.931, DWI 0.911, T2 0.467,
 #     DCE + DWI 0.949, all 0.949; the sum of the DCE and DWI single log-odds 0.952. The fusion is not the
 #     limit, each sequence's own reading is (hand features in the true mask: DCE 0.955, DCE + DWI 0.996).
 #   EMA=0.999 (mome train --ema: a weight average is validated, checkpointed and exported), seed 0 (its
-#     raw trajectory is the previous model's): validation AUROC during the warm-up 0.84 against 0.46-0.65 raw,
+#     raw trajectory is the fe235c1 model's): validation AUROC during the warm-up 0.84 against 0.46-0.65 raw,
 #     lagging once DCE comes in; best val 0.966 (epoch 12); test ds1 0.944 [0.904, 0.974], DCE only 0.937
 #     (gap 0.007); ds2 0.936 / 0.916 (0.020); ds3 0.894 / 0.871. EMA=0.9997 equals it for the first 8991
 #     steps (the warm-up term of the decay rules; 15 epochs), so it was not run to the end.
-#   SEED=1 EMA=0.999 (on a CPU with AVX-512, where this script's seed-0 run reproduced the previous model):
+#   SEED=1 EMA=0.999 (on a CPU with AVX-512, where this script's seed-0 run reproduced the fe235c1 model):
 #     best val 0.959 (epoch 12); test ds1 0.936 [0.895, 0.970], DCE only 0.936 (gap 0.000); ds2 0.906 /
 #     0.907; ds3 0.890 / 0.891: this run's fused output followed DCE.
 #   SINGLE_LOSS=2 (seed 0, no EMA; the same machine and cohorts): best val 0.973 (epoch 13; 0.88 already
@@ -128,7 +128,7 @@
 #     defaults chose epoch 12 (val 0.954): test ds1 0.949 [0.912, 0.978], DCE only 0.940 (gap 0.009), ds2
 #     0.941 / 0.929 (0.012), ds3 0.895 / 0.848; with SINGLE_LOSS=2 it chose epoch 13 (val 0.957), the S2
 #     figures above.
-# Where the singles fail (probe: the previous demo model's logit per subset on 150 regenerated ds1 test studies,
+# Where the singles fail (probe: the fe235c1 model's logit per subset on 150 regenerated ds1 test studies,
 # joined with each study's truth): within each class the DWI-alone logit follows the lesion's log diameter
 # (correlation 0.60 benign, 0.67 malignant) more than its ADC (-0.43, -0.37), and DCE's follows it too
 # (0.26, 0.33); the DCE and DWI logits correlate within the malignant class (0.46; 0.34 with size held
@@ -138,7 +138,7 @@
 # Two phantom-world variants aimed at that, each trained with this script's defaults (not kept):
 #   W1, sizes closer (benign median 13.0 mm, malignant 16.5, TNBC 18.0) and ADC classes apart (1.56 /
 #     0.94, sd 0.19): the DWI/T2 warm-up did not learn (loss 0.677 after 5 epochs, val 0.78) and the joint
-#     epochs lagged (val 0.876 at epoch 9 against 0.945 for the previous model's run); stopped at epoch 10.
+#     epochs lagged (val 0.876 at epoch 9 against 0.945 for the fe235c1 model's run); stopped at epoch 10.
 #   W2, ADC classes apart only (benign 1.55, malignant 0.95, sd 0.19; hand-feature DWI AUROC 0.972 on ds1,
 #     0.947 at the phantom test's scale 0.5): warm-up val 0.886 at epoch 4; best val 0.976 (epoch 20);
 #     test ds1 0.949 [0.911, 0.979], DCE only 0.927 (gap 0.022); ds2 0.938 / 0.925 (0.014); ds3 0.912 /
@@ -174,7 +174,7 @@
 #     0.934 / 0.914 (0.020).
 #   W4, larger lesions and the ADC classes a little further apart (benign 1.50 -> 1.53, malignant 0.98 ->
 #     0.96; the phantom test's hand-feature DWI AUROC 0.9497 at scale 0.5, just under its 0.95 bound), with
-#     N_TRAIN_DS1=400 N_TRAIN_DS2=200 EPOCHS=20 BRANCH_WARMUP=5, the previous demo model (31 min of
+#     N_TRAIN_DS1=400 N_TRAIN_DS2=200 EPOCHS=20 BRANCH_WARMUP=5, the 80801fd demo model (31 min of
 #     training): best val 0.989 (epoch 16); test ds1 0.944 [0.902, 0.976], DCE
 #     only 0.923 (gap 0.021); ds2 0.955 [0.921, 0.981] / 0.924 (0.031); ds3 0.910 / 0.832 (0.078). Probe
 #     on ds1 test: DCE alone 0.923, DWI alone 0.913, T2 alone near-constant (sd 0.04, AUROC 0.45), DCE +
@@ -188,7 +188,7 @@
 # that model, ship the one with the highest multiparametric AUROC on a selection cohort (300 ds1 phantoms,
 # cohort seed 5001; never a test cohort), among those whose DCE-only AUROC is at least 0.02 lower there and
 # on 150 ds2 selection phantoms (seed 5002). Selection ds1 AUROC (DCE-only gap) / ds2 gap, then test:
-#   previous model: sel 0.960 (0.017) / 0.021: not eligible.
+#   80801fd model: sel 0.960 (0.017) / 0.021: not eligible.
 #   SEED=1 (same settings): best val 0.982 (epoch 14), 36 min of training; sel 0.966 (0.032) / 0.028;
 #     test ds1 0.9498 [0.914, 0.979], DCE only 0.930 (gap 0.0196); ds2 0.964 / 0.921; ds3 0.933 / 0.869.
 #   N_TRAIN_DS1=600 N_TRAIN_DS2=300 EPOCHS=15 BRANCH_WARMUP=4 (the same 600 studies plus 300 more;
