@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from model_core.train.data import CaseRef
+from model_core.train.ddp import pad_for_processes
 from model_core.train.options import TrainError
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,3 @@ def balanced_order(weights: np.ndarray, seed: int, epoch: int, world: int = 1) -
     n = len(weights)
     return pad_for_processes(np.random.default_rng([seed, epoch, 5]).choice(n, size=n, replace=True, p=weights),
                              world)
-
-
-def pad_for_processes(order: np.ndarray, world: int) -> np.ndarray:
-    """``order`` ``(N,)`` padded by wrap-around to a multiple of ``world`` (each process gets as many)."""
-    pad = (-len(order)) % world
-    return np.concatenate([order, order[:pad]]) if pad else order

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -44,6 +45,12 @@ class DistInfo:
     @property
     def active(self) -> bool:
         return self.world_size > 1
+
+
+def pad_for_processes(order: np.ndarray, world: int) -> np.ndarray:
+    """``order`` ``(N,)`` padded by wrap-around to a multiple of ``world`` (each process gets as many)."""
+    pad = (-len(order)) % world
+    return np.concatenate([order, order[:pad]]) if pad else order
 
 
 def init_distributed(backend: str = "gloo", timeout_s: float = 3600.0) -> DistInfo:

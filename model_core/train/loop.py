@@ -33,7 +33,7 @@ from model_core.mome import Mome
 from model_core.native import ModelCard, save_native
 from model_core.subsets import SUBSETS, Subset
 from model_core.train import ddp
-from model_core.train.balance import balance_weights, balanced_order, column_values, pad_for_processes
+from model_core.train.balance import balance_weights, balanced_order, column_values
 from model_core.train.data import CaseDataset
 from model_core.train.ema import WeightAverage
 from model_core.train.metrics import auroc
@@ -130,7 +130,7 @@ def _seed_int(*words: int) -> int:
 
 def epoch_order(n: int, seed: int, epoch: int, world: int = 1) -> np.ndarray:
     """The epoch's case order ``(ceil(n / world) * world,)``: a seeded permutation padded by wrap-around."""
-    return pad_for_processes(np.random.default_rng([seed, epoch]).permutation(n), world)
+    return ddp.pad_for_processes(np.random.default_rng([seed, epoch]).permutation(n), world)
 
 
 @torch.no_grad()
