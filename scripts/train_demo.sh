@@ -214,8 +214,8 @@
 #   The same with SEED=1, 45 min: best val 0.986 (epoch 8); sel ds1 0.959 (0.021) / 0.032; test ds1
 #     0.946 [0.908, 0.979], DCE only 0.923 (0.023); ds2 0.959 / 0.929 (0.030); ds3 0.922 / 0.877 (0.045).
 #   Both eligible, both below the shipped model on the selection cohort (0.968): the shipped model stays.
-#   The 800-study seed-0 run reads ds1 0.951 on the test cohort, but the test cohort does not choose the
-#   model; every candidate's ds1 test AUROC lies within 0.946-0.951, inside each other's CIs.
+#   The seed-0 run (1200 studies) reads ds1 0.951 on the test cohort, but the test cohort does not choose
+#   the model; these three models' ds1 test AUROCs lie within 0.946-0.951, inside each other's CIs.
 #
 # Costs on this 2-core machine (1 thread per run, two runs side by side): phantom generation ~0.3 s per
 # study, preprocessing ~0.3 s per study and worker, training 27-39 min. Per epoch of 600 studies: warm-up
