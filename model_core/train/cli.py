@@ -211,6 +211,9 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--out", help="folder for eval.json and predictions.csv (default: beside the weights)")
     p.add_argument("--update-card", action="store_true", help="write the metrics into the model card")
+    p.add_argument("--card-section", default="test", metavar="NAME",
+                   help="with --update-card: the card's metrics entry to write (default test; another name, e.g. "
+                        "test_ds1_large, adds an evaluation and keeps the others)")
     p.add_argument("--export", metavar="PATH", help="re-save weights + card as PATH (resources/demo.safetensors)")
     p.add_argument("--export-name", help="model name in the exported card")
     p.add_argument("--export-fp16", action="store_true", help="store the exported weights as float16")
@@ -238,6 +241,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     from model_core.train.options import TrainError, get_task
 
+    if args.card_section != "test" and (args.checks or not args.update_card):
+        raise TrainError("--card-section needs --update-card and no --checks (the checks' Shapley, pointing-game "
+                         "and threshold entries belong to the card's test section)")
     if args.calibrate_on and not args.checks:
         raise TrainError("--calibrate-on needs --checks (the threshold comes from the Predictor's probabilities)")
     torch.set_num_threads(args.threads or (os.cpu_count() or 1))
@@ -270,7 +276,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if checks and "birads4" in checks:
             extra["birads4_downgrade"] = checks["birads4"]["applied"]
             thresholds[CARD_KEY] = checks["birads4"]["threshold"]
-        update_card(weights, report, extra_metrics=extra, thresholds=thresholds,
+        update_card(weights, report, extra_metrics=extra, thresholds=thresholds, section=args.card_section,
                     evaluation={"command": command, "cohorts": csvs, "task": args.task,
                                 "bootstrap": args.bootstrap, "bootstrap_seed": args.seed,
                                 "tta": "none (centred input)"})

@@ -27,6 +27,7 @@ from model_core.native import ModelCard, card_path_for, load_native, read_card, 
 from model_core.train.data import CaseDataset
 from model_core.train.loop import predict
 from model_core.train.metrics import bootstrap_auroc
+from model_core.train.options import TrainError
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,17 @@ def write_predictions(report: EvalReport, path: str | os.PathLike[str]) -> None:
 
 
 def update_card(weights: str | os.PathLike[str], report: EvalReport, *, evaluation: Mapping[str, Any] | None = None,
-                extra_metrics: Mapping[str, Any] | None = None, thresholds: Mapping[str, Any] | None = None) -> Path:
-    """Add the report to the card beside ``weights`` (``metrics.test``; the weights are untouched, so
-    their sha256 stays valid). ``evaluation``: how it was run (command, cohorts, seeds)."""
+                extra_metrics: Mapping[str, Any] | None = None, thresholds: Mapping[str, Any] | None = None,
+                section: str = "test") -> Path:
+    """Add the report to the card beside ``weights`` as ``metrics[section]`` (default ``test``; the
+    weights are untouched, so their sha256 stays valid). ``evaluation``: how it was run (command, cohorts,
+    seeds), stored as ``metrics[section + "_protocol"]``. Other sections of the card are kept."""
+    if not section.isidentifier() or section.endswith("_protocol"):
+        raise TrainError(f"card section {section!r}: want a plain name such as 'test' or 'test_ds1_large'")
     card = read_card(weights)
-    card.metrics = {**card.metrics, "test": report.metrics, **dict(extra_metrics or {})}
+    card.metrics = {**card.metrics, section: report.metrics, **dict(extra_metrics or {})}
     if evaluation:
-        card.metrics["test_protocol"] = dict(evaluation)
+        card.metrics[f"{section}_protocol"] = dict(evaluation)
     if thresholds:
         card.thresholds = {**card.thresholds, **dict(thresholds)}
     path = card_path_for(weights)

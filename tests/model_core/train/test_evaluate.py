@@ -37,3 +37,33 @@ def test_evaluate_model_cli_writes_cis_and_keeps_the_card_valid(cohorts: dict[st
     assert scard.training["reproduce"] == "bash scripts/train_demo.sh" and scard.training["stored_dtype"] == "float16"
     assert scard.metrics["test"] == card.metrics["test"]
     assert (tmp_path / "ship" / "demo.safetensors").stat().st_size < weights.stat().st_size * 0.6
+
+
+def test_a_card_section_adds_an_evaluation_and_keeps_the_test_one(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                                  tmp_path: Path) -> None:
+    import pytest
+
+    from model_core.cli import main
+    from model_core.train.evaluate import EvalReport, update_card
+    from model_core.train.options import TrainError
+
+    model, _ = build_model(tiny_cfg, InitSpec(), seed=2)
+    weights = tmp_path / "m.safetensors"
+    save_native(model, weights, ModelCard(config={}))
+    common = ["--cache", str(cohorts["cache"]), "--bootstrap", "50", "--no-progress", "--threads", "1",
+              "--out", str(tmp_path / "eval")]
+    assert main(["evaluate-model", str(weights), "--cohort", f"ds2_test={cohorts['val']}", "--update-card",
+                 *common]) == 0
+    before = load_native(weights)[1].metrics
+    assert main(["evaluate-model", str(weights), "--cohort", f"big={cohorts['val']}", "--update-card",
+                 "--card-section", "test_big", *common]) == 0
+    after = load_native(weights)[1].metrics
+    assert after["test"] == before["test"] and after["test_protocol"] == before["test_protocol"]
+    assert set(after["test_big"]) == {"big"} and after["test_big"]["big"]["n"] == 6
+    assert "--card-section test_big" in after["test_big_protocol"]["command"]
+    for bad in (["--card-section", "test_big"], ["--update-card", "--card-section", "x_protocol"],
+                ["--update-card", "--checks", "--card-section", "test_big"]):
+        assert main(["evaluate-model", str(weights), "--cohort", f"big={cohorts['val']}", *bad, *common]) == 2
+        assert load_native(weights)[1].metrics == after
+    with pytest.raises(TrainError, match="card section"):
+        update_card(weights, EvalReport(), section="test-big")
