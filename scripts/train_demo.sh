@@ -248,6 +248,7 @@ N_TRAIN_DS1=${N_TRAIN_DS1:-600}
 N_TRAIN_DS2=${N_TRAIN_DS2:-300}
 N_VAL=${N_VAL:-60}             # per site (ds1, ds2)
 N_TEST=${N_TEST:-150}          # per site (ds1, ds2, ds3)
+N_TEST_LARGE=${N_TEST_LARGE:-1000}  # the larger ds1 test cohort (with CHECKS=1; 0 = none)
 EPOCHS=${EPOCHS:-15}
 ACCUM=${ACCUM:-1}
 LR=${LR:-1e-4}
@@ -276,6 +277,7 @@ cohort "$N_VAL" ds2 2002 val_ds2
 cohort "$N_TEST" ds1 3001 test_ds1
 cohort "$N_TEST" ds2 3002 test_ds2
 cohort "$N_TEST" ds3 3003 test_ds3
+if [ "$CHECKS" = 1 ] && [ "$N_TEST_LARGE" -gt 0 ]; then cohort "$N_TEST_LARGE" ds1 6001 test_ds1_large; fi
 echo "cohorts: $(( $(date +%s) - start )) s" >&2
 
 balance=()
@@ -303,4 +305,10 @@ fi
   --bootstrap 1000 --seed 0 --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/eval" \
   "${checks[@]}" \
   --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA BALANCE_BY=$BALANCE_BY BALANCE_FROM=$BALANCE_FROM CROP=\"$CROP\" THREADS=$THREADS)"
+# The larger ds1 test cohort: AUROCs only, into the exported card's test_ds1_large entry.
+if [ "$CHECKS" = 1 ] && [ "$N_TEST_LARGE" -gt 0 ]; then
+  "$MOME" evaluate-model "$EXPORT" --cohort "ds1_test_large=$C/test_ds1_large/cohort.csv" \
+    --bootstrap 1000 --seed 0 --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" \
+    --out "$WORK/eval_ds1_large" --update-card --card-section test_ds1_large
+fi
 echo "total: $(( $(date +%s) - start )) s" >&2
