@@ -202,8 +202,9 @@
 #     on ds3 (1 of 21 cancers).
 #     A re-run of this script's defaults on the same cohorts (CHECKS=0): all 926 tensors bitwise equal to
 #     the shipped file, the same validation AUROC at every epoch, byte-identical test predictions.
-#   It meets every target but ds1 >= 0.95 (0.9487), and DCE leads the Shapley bars over all test studies
-#   but not on ds1. On the selection cohort (300 ds1 studies) every candidate reads 0.96-0.97.
+#   It meets every target but ds1 >= 0.95 on the 150-study cohort (0.9487; for the larger ds1 cohort see
+#   below), and DCE leads the Shapley bars over all test studies but not on ds1. On the selection cohort
+#   (300 ds1 studies) every candidate reads 0.96-0.97.
 # Then two more candidates on W4, with the same rule fixed before they ran (pool: them and the shipped
 # model; also eligible only with <= 60 min of training), cohorts generated anew on a later day's machine
 # (N_TRAIN_DS1=800 N_TRAIN_DS2=400: the shipped model's 900 training studies plus 300 more). The shipped
@@ -227,13 +228,18 @@
 #     model does not change after it.
 #   Read: the ds1 >= 0.95 point on this cohort (met if its multiparametric AUROC is >= 0.95 and DCE only
 #     is at least 0.02 below it; not met otherwise). The 150-study figures stay in the card and README.
+#   Result (the card's metrics.test_ds1_large; 588 of the 1000 malignant): all sequences 0.955 (0.95484)
+#     [0.943, 0.967], DCE only 0.921 [0.905, 0.938] (gap 0.034): met, with a CI that still reaches below
+#     0.95. Run as `mome evaluate-model resources/demo.safetensors --cohort ds1_test_large=... --bootstrap
+#     1000 --seed 0 --update-card --card-section test_ds1_large` (the exact line is in the card).
 # Costs on this 2-core machine (1 thread per run, two runs side by side): phantom generation ~0.3 s per
 # study, preprocessing ~0.3 s per study and worker, training 27-39 min. Per epoch of 600 studies: warm-up
 # 53-70 s, joint 72-110 s with the single losses (120-190 s on a slower day of this shared machine; on an
 # AVX-512 machine of this kind 73-93 s and 100-140 s, this script then 37-48 min end to end). Per epoch
 # of 900 studies (the defaults): warm-up 107-125 s, joint 154-190 s, this script 42 min end to end.
 # Validation ~0.05 s per case, checks (8 subsets + 16-step IG on malignant cases) ~1.2 s per case. Disk:
-# the uncompressed NIfTI cohorts take ~40 GB, the preprocessing cache ~7.5 GB.
+# the uncompressed NIfTI cohorts take ~40 GB, the preprocessing cache ~7.5 GB; the larger ds1 test cohort
+# adds 28 GB and 5.5 GB (1000 studies: 189 s to generate, 166 s to preprocess and evaluate at 2 threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -304,7 +310,7 @@ fi
   --cohort "ds3_test=$C/test_ds3/cohort.csv" \
   --bootstrap 1000 --seed 0 --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/eval" \
   "${checks[@]}" \
-  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA BALANCE_BY=$BALANCE_BY BALANCE_FROM=$BALANCE_FROM CROP=\"$CROP\" THREADS=$THREADS)"
+  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST N_TEST_LARGE=$N_TEST_LARGE EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA BALANCE_BY=$BALANCE_BY BALANCE_FROM=$BALANCE_FROM CROP=\"$CROP\" THREADS=$THREADS)"
 # The larger ds1 test cohort: AUROCs only, into the exported card's test_ds1_large entry.
 if [ "$CHECKS" = 1 ] && [ "$N_TEST_LARGE" -gt 0 ]; then
   "$MOME" evaluate-model "$EXPORT" --cohort "ds1_test_large=$C/test_ds1_large/cohort.csv" \

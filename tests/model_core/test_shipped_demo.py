@@ -35,7 +35,10 @@ def test_file_and_card_say_what_it_is(shipped: tuple[torch.nn.Module, object]) -
     assert card.preprocess_options() == DEMO_PREPROCESS and "--crop dce dwi t2" in training["command"]  # type: ignore[attr-defined]
     test = card.metrics["test"]  # type: ignore[attr-defined]
     assert set(test) == {"ds1_test", "ds2_test", "ds3_test"}
-    for entry in test.values():
+    large = card.metrics["test_ds1_large"]  # type: ignore[attr-defined]
+    assert set(large) == {"ds1_test_large"} and large["ds1_test_large"]["n"] == 1000
+    assert "--card-section test_ds1_large" in card.metrics["test_ds1_large_protocol"]["command"]  # type: ignore[attr-defined]
+    for entry in [*test.values(), *large.values()]:
         for subset in ("multiparametric", "dce_only"):
             rec = entry[subset]
             assert rec["bootstrap_resamples"] == 1000 and rec["ci_lower"] <= rec["auroc"] <= rec["ci_upper"]
