@@ -233,6 +233,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from model_core.train.data import CaseCache, CaseDataset, read_cohort
     from model_core.train.evaluate import (
         EvalOptions,
+        check_card_section,
         evaluate,
         export,
         summary_table,
@@ -244,6 +245,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.card_section != "test" and (args.checks or not args.update_card):
         raise TrainError("--card-section needs --update-card and no --checks (the checks' Shapley, pointing-game "
                          "and threshold entries belong to the card's test section)")
+    check_card_section(args.card_section)  # before the evaluation, not after it
     if args.calibrate_on and not args.checks:
         raise TrainError("--calibrate-on needs --checks (the threshold comes from the Predictor's probabilities)")
     torch.set_num_threads(args.threads or (os.cpu_count() or 1))

@@ -87,14 +87,20 @@ def write_predictions(report: EvalReport, path: str | os.PathLike[str]) -> None:
         w.writerows(report.cases)
 
 
+def check_card_section(section: str) -> None:
+    """Raise :class:`TrainError` unless ``section`` can name a card's metrics entry (``test_ds1_large``;
+    not ``*_protocol``, which holds how an entry was made)."""
+    if not section.isidentifier() or section.endswith("_protocol"):
+        raise TrainError(f"card section {section!r}: want a plain name such as 'test' or 'test_ds1_large'")
+
+
 def update_card(weights: str | os.PathLike[str], report: EvalReport, *, evaluation: Mapping[str, Any] | None = None,
                 extra_metrics: Mapping[str, Any] | None = None, thresholds: Mapping[str, Any] | None = None,
                 section: str = "test") -> Path:
     """Add the report to the card beside ``weights`` as ``metrics[section]`` (default ``test``; the
     weights are untouched, so their sha256 stays valid). ``evaluation``: how it was run (command, cohorts,
     seeds), stored as ``metrics[section + "_protocol"]``. Other sections of the card are kept."""
-    if not section.isidentifier() or section.endswith("_protocol"):
-        raise TrainError(f"card section {section!r}: want a plain name such as 'test' or 'test_ds1_large'")
+    check_card_section(section)
     card = read_card(weights)
     card.metrics = {**card.metrics, section: report.metrics, **dict(extra_metrics or {})}
     if evaluation:

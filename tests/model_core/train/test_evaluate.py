@@ -4,6 +4,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from model_core.config import MomeConfig
 from model_core.native import ModelCard, load_native, save_native
 from model_core.train.options import InitSpec
@@ -41,8 +43,6 @@ def test_evaluate_model_cli_writes_cis_and_keeps_the_card_valid(cohorts: dict[st
 
 def test_a_card_section_adds_an_evaluation_and_keeps_the_test_one(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
                                                                   tmp_path: Path) -> None:
-    import pytest
-
     from model_core.cli import main
     from model_core.train.evaluate import EvalReport, update_card
     from model_core.train.options import TrainError
