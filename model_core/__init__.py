@@ -12,18 +12,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from model_core.config import MomeConfig
+from model_core.network.config import MomeConfig
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Mome": "model_core.mome",
-    "load_official_state_dict": "model_core.checkpoint",
-    "load_beit3_pretrained": "model_core.checkpoint",
-    "save_native": "model_core.native",
-    "load_native": "model_core.native",
-    "Study": "model_core.study",
-    "Volume": "model_core.study",
+    "Mome": "model_core.network.mome",
+    "load_official_state_dict": "model_core.weights.checkpoint",
+    "load_beit3_pretrained": "model_core.weights.checkpoint",
+    "save_native": "model_core.weights.native",
+    "load_native": "model_core.weights.native",
+    "Study": "model_core.studies.study",
+    "Volume": "model_core.studies.study",
 }
 
 __all__ = ["MomeConfig", "__version__", *_LAZY]

@@ -21,7 +21,7 @@ Axes and world space (all layers share one world frame)
 -------------------------------------------------------
 ``Volume.data`` is RAS+ ``(i, j, k)``; the layer data is the view ``data.transpose(2, 1, 0)`` = ``(k, j, i)``
 (4-D: ``(C, k, j, i)``) and the world axes are ``(S, P, L)`` mm (LPS reversed, as SimpleITK-based readers
-use), see :func:`model_core.io.orient.napari_affine`. The default 2-D view is then axial in radiological
+use), see :func:`model_core.studies.orient.napari_affine`. The default 2-D view is then axial in radiological
 convention. When that mapping is axis-aligned the layer gets ``scale`` + ``translate`` (exact); an oblique
 volume gets the full ``affine``.
 
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from model_core.io.sniff import sniff
+from model_core.studies.sniff import sniff
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def napari_get_reader(path: str | Sequence[str]) -> ReaderFunction | None:
 def read_layers(path: str | Sequence[str]) -> list[LayerData]:
     """Read ``path`` (or each of a list) into napari layer tuples. Raises ``StudyReadError`` on bad input."""
     from model_core.errors import StudyReadError
-    from model_core.io import read_study, read_volume
-    from model_core.io.dicom import read_series_of_file
+    from model_core.studies import read_study, read_volume
+    from model_core.studies.dicom import read_series_of_file
 
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers: list[LayerData] = []
@@ -102,8 +102,8 @@ def _series_name(vol: Any) -> str:
 
 
 def volume_layer(vol: Any, name: str, role: str | None, **extra: Any) -> LayerData:
-    """One napari layer tuple for a :class:`~model_core.study.Volume` (see the module docstring)."""
-    from model_core.io.orient import is_axis_aligned, napari_affine
+    """One napari layer tuple for a :class:`~model_core.studies.study.Volume` (see the module docstring)."""
+    from model_core.studies.orient import is_axis_aligned, napari_affine
 
     naff = napari_affine(vol.affine)
     if vol.data.ndim == 3:
@@ -136,7 +136,7 @@ def volume_layer(vol: Any, name: str, role: str | None, **extra: Any) -> LayerDa
 
 def volume_from_layer(data: np.ndarray, metadata: dict[str, Any]) -> Any:
     """Rebuild the RAS ``Volume`` from a layer made here (undoes the ``(k, j, i)`` view)."""
-    from model_core.study import Volume
+    from model_core.studies.study import Volume
 
     arr = np.asarray(data)
     arr = arr.transpose(2, 1, 0) if arr.ndim == 3 else arr.transpose(0, 3, 2, 1)
@@ -149,7 +149,7 @@ def volume_from_layer(data: np.ndarray, metadata: dict[str, Any]) -> Any:
 
 
 def study_layers(study: Any) -> list[LayerData]:
-    """Layer tuples for every volume of a :class:`~model_core.study.Study`, in model order."""
+    """Layer tuples for every volume of a :class:`~model_core.studies.study.Study`, in model order."""
     common = {
         "study_id": study.study_id,
         "dce_is_subtraction": study.dce_is_subtraction,

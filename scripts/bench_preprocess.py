@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 
-from model_core.preprocess_bench import bench_preprocess
+from model_core.bench.preprocess import bench_preprocess
 
 
 def main(argv: list[str] | None = None) -> int:

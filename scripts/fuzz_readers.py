@@ -6,7 +6,7 @@ Usage::
     python scripts/fuzz_readers.py                 # 3,000 cases each of nii, nii.gz, nrrd, mha, dicom
     python scripts/fuzz_readers.py -n 500 --formats nrrd mha --seed 3 --json counts.json
 
-Outcomes (see tests/model_core/io/fuzzlib.py): ``loaded`` (checked volume), ``rejected:<cause>`` (a
+Outcomes (see tests/model_core/studies/fuzzlib.py): ``loaded`` (checked volume), ``rejected:<cause>`` (a
 StudyReadError; cause = library exception, ``check`` for our own checks, ``sitk-*`` for the isolated
 SimpleITK child), and the contract violations ``ESCAPED:*`` / ``BAD:*``. Exit status 1 when any
 violation occurred. Cases are written to a temporary folder that is removed afterwards.
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.model_core.io.fuzzlib import failures, fuzz  # noqa: E402
+from tests.model_core.studies.fuzzlib import failures, fuzz  # noqa: E402
 
 FORMATS = ["nii", "nii.gz", "nrrd", "mha", "dicom", "mha-unchecked"]
 log = logging.getLogger("fuzz_readers")

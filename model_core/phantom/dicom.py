@@ -30,7 +30,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from model_core.phantom.generate import PhantomCase
-from model_core.study import Volume
+from model_core.studies.study import Volume
 
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.498.1"  # pydicom's root + ".1"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import binary_erosion, map_coordinates
 
-from model_core.study import Study, Volume
+from model_core.studies.study import Study, Volume
 
 FEATURES: dict[str, str] = {
     "dce_washout": "dce",  # -(late - early) / early lesion enhancement

@@ -7,7 +7,7 @@ anatomy, lesion geometry, noise), so labels and geometry never depend on ``scale
 Geometry: each sequence has its own axis-aligned grid (site protocol, see :mod:`model_core.phantom.sites`)
 centred on the patient's field-of-view centre; the affine maps voxel ``(i, j, k)`` to RAS+ mm with
 positive diagonal (canonical order: i -> Right, j -> Anterior, k -> Superior, as
-:mod:`model_core.study`). The lesion mask is given on the DCE grid.
+:mod:`model_core.studies.study`). The lesion mask is given on the DCE grid.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from model_core.phantom.params import PARAMS, WorldParams
 from model_core.phantom.sequences import add_noise, combine_lesion, dce_images, dwi_images, t1_image, t2_image
 from model_core.phantom.sites import GridSpec, SiteProfile, get_site
 from model_core.phantom.truth import CaseTruth, sample_truth
-from model_core.study import ClinicalInfo, Study, Volume
+from model_core.studies.study import ClinicalInfo, Study, Volume
 
 
 @dataclass

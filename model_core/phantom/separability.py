@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from model_core.evaluation.phantom_stats import auroc, cv_logistic_auroc
 from model_core.phantom.features import FEATURES, lesion_features
 from model_core.phantom.generate import generate_study
-from model_core.phantom.stats import auroc, cv_logistic_auroc
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from it (the demo stem + global max-pool + a linear layer trained on 600 DWI can
 0.68-0.74 after 1-3 epochs; on the same canvases upsampled 2x: 0.81-0.88; on the current grids'
 canvases: 0.78-0.84). The current DWI grids are slightly coarser in-plane than T2's and as thick.
 
-Grid geometry (:class:`GridSpec`) is given in the canonical RAS+ axis order of :mod:`model_core.study`:
+Grid geometry (:class:`GridSpec`) is given in the canonical RAS+ axis order of :mod:`model_core.studies.study`:
 ``shape = (i, j, k)`` = (right-left across both breasts, posterior-anterior, inferior-superior slices);
 ``spacing`` in mm along those axes. Grids are centred on the patient's field-of-view centre plus
 ``offset_mm`` (a small per-sequence shift, so sequences share the world frame but not the voxel grid).

@@ -14,7 +14,7 @@ Layout of one case folder (``write_case(case, out_dir)``)::
         01_dce_pre/IM0001.dcm ...
 
 NIfTI files are float32 in canonical RAS+ order with the exact affine as both sform and qform (code 1).
-The manifest follows the reader's schema (:mod:`model_core.io.manifest`): ``dce`` carries both
+The manifest follows the reader's schema (:mod:`model_core.studies.manifest`): ``dce`` carries both
 ``{"pre", "post"}`` and the equivalent ``phases`` list; ``dwi`` maps b-value strings to files; the lesion
 mask (not a model input) is named under ``extra.mask``, since unknown top-level keys are refused.
 """
@@ -31,7 +31,7 @@ import nibabel as nib
 import numpy as np
 
 from model_core.phantom.generate import PhantomCase
-from model_core.study import Volume
+from model_core.studies.study import Volume
 
 log = logging.getLogger(__name__)
 

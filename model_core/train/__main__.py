@@ -1,5 +1,5 @@
 """``python -m model_core.train`` (torchrun's entry point) = ``mome train``."""
 
-from model_core.train.cli import main
+from model_core.cli.train import main
 
 raise SystemExit(main())

@@ -4,11 +4,11 @@ A cohort CSV (e.g. from ``mome phantom``) has one row per study with at least ``
 study folder, relative to the CSV's folder or absolute) and the label columns of the task
 (``malignant``, ``tnbc``, ``pcr``); ``site`` and ``birads`` are kept when present.
 
-Every study is read and preprocessed once (:func:`model_core.preprocess.preprocess`), the canvas resize
-rule is applied (:func:`model_core.tta.fit`), and the result is cached as one ``.npy`` per modality
+Every study is read and preprocessed once (:func:`model_core.preprocessing.preprocess.preprocess`), the canvas resize
+rule is applied (:func:`model_core.preprocessing.tta.fit`), and the result is cached as one ``.npy`` per modality
 (``np.save``; loaded with ``allow_pickle=False``). Because the resize rule is idempotent, the training
-augmentation (:func:`model_core.tta.random_augment`: random pad + one of 6 flips) and the val/test
-transform (:func:`model_core.tta.center`) on a cached array equal those on the freshly prepared study.
+augmentation (:func:`model_core.preprocessing.tta.random_augment`: random pad + one of 6 flips) and the val/test
+transform (:func:`model_core.preprocessing.tta.center`) on a cached array equal those on the freshly prepared study.
 The cache key hashes the study path, the canvas sizes and the preprocessing options, and each entry is
 written to a temporary folder and renamed, so an interrupted run leaves no half entry.
 """
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from model_core.config import MODALITIES
-from model_core.preprocess import PreprocessOptions
+from model_core.network.config import MODALITIES
+from model_core.preprocessing.preprocess import PreprocessOptions
 from model_core.train.options import TaskSpec, TrainError
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,9 @@ def _sizes_json(sizes: Sizes) -> str:
 
 def _prepare_one(study_path: str, entry: str, sizes_json: str, options_json: str) -> str:
     """Read, preprocess and fit one study; write ``entry/{modality}.npy`` (runs in a worker process)."""
-    from model_core.io import read_study
-    from model_core.preprocess import preprocess
-    from model_core.tta import fit
+    from model_core.preprocessing.preprocess import preprocess
+    from model_core.preprocessing.tta import fit
+    from model_core.studies import read_study
 
     sizes = {m: tuple(v) for m, v in json.loads(sizes_json).items()}
     prepared = preprocess(read_study(study_path), sizes, PreprocessOptions.from_dict(json.loads(options_json)))
@@ -251,13 +251,13 @@ class CaseDataset:
 
     def train_item(self, i: int, rng: np.random.Generator) -> tuple[Inputs, torch.Tensor]:
         """Augmented inputs ``modality -> (1, C, X, Y, Z)`` (random pad, one of 6 flips) and label ``(1,)``."""
-        from model_core.tta import random_augment
+        from model_core.preprocessing.tta import random_augment
 
         canv = random_augment(rng, self.cache.load(self.cases[i]), self.cache.sizes)
         return self._tensors(canv, MODALITIES), torch.tensor([self.cases[i].label])
 
     def eval_item(self, i: int, modalities: Sequence[str] = MODALITIES) -> Inputs:
         """Validation/test inputs (resize rule + centred pad, no flip), ``None`` for modalities left out."""
-        from model_core.tta import center
+        from model_core.preprocessing.tta import center
 
         return self._tensors(center(self.cache.load(self.cases[i]), self.cache.sizes), modalities)

@@ -28,18 +28,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model_core.config import MODALITIES
-from model_core.mome import Mome
-from model_core.native import ModelCard, save_native
-from model_core.subsets import SUBSETS, Subset
+from model_core.engine.subsets import SUBSETS, Subset
+from model_core.evaluation.metrics import auroc
+from model_core.network.config import MODALITIES
+from model_core.network.mome import Mome
 from model_core.train import ddp
 from model_core.train.balance import balance_weights, balanced_order, column_values
 from model_core.train.data import CaseDataset
 from model_core.train.ema import WeightAverage
-from model_core.train.metrics import auroc
 from model_core.train.options import TrainError, TrainOptions
 from model_core.train.recipe import loss_fn, trainable_parameters
 from model_core.train.state import Progress, save_state
+from model_core.weights.native import ModelCard, save_native
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 import model_core
-from model_core.config import MomeConfig
-from model_core.native import RESEARCH_USE, ModelCard
-from model_core.preprocess import PreprocessOptions
+from model_core.network.config import MomeConfig
+from model_core.preprocessing.preprocess import PreprocessOptions
 from model_core.train import ddp
 from model_core.train.data import CaseCache, CaseDataset, cohort_is_synthetic, cohort_record, read_cohorts
 from model_core.train.kfold import fold_split
@@ -27,6 +26,7 @@ from model_core.train.loop import STATE_FILE, Trainer, TrainResult
 from model_core.train.options import InitSpec, TrainError, TrainOptions
 from model_core.train.recipe import build_model, class_weights, make_optimizer, make_scheduler
 from model_core.train.state import Progress, check_key, model_from_state, read_state, restore_training
+from model_core.weights.native import RESEARCH_USE, ModelCard
 
 log = logging.getLogger(__name__)
 

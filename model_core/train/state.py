@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from model_core.config import MomeConfig
-from model_core.mome import Mome
+from model_core.network.config import MomeConfig
+from model_core.network.mome import Mome
 from model_core.train.options import TrainError
 
 log = logging.getLogger(__name__)

@@ -46,8 +46,8 @@ def test_wheel_contains_manifest_and_both_packages(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("napari_mome-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "napari_mome/napari.yaml" in names
-    assert "model_core/mome.py" in names and "model_core/__init__.py" in names
+    assert "model_core/network/mome.py" in names and "model_core/__init__.py" in names
     text = zipfile.ZipFile(wheel).read("napari_mome/napari.yaml").decode()
     assert text == (REPO / "napari.yaml").read_text()
     eps = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "napari-mome = napari_mome:napari.yaml" in eps and "mome = model_core.cli:main" in eps
+    assert "napari-mome = napari_mome:napari.yaml" in eps and "mome = model_core.cli.main:main" in eps

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model_core.cli.phantom import add_subparser
 from model_core.phantom import case_seed, generate_study, write_cohort
-from model_core.phantom.cli import add_subparser
 from model_core.phantom.cohort import COLUMNS
 
 SCALE = 0.3

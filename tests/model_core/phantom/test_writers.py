@@ -109,7 +109,7 @@ def test_nifti_files_and_manifest(written: tuple[PhantomCase, Path]) -> None:
 
 
 def test_uncompressed_nifti_reads_back_the_same_study(written: tuple[PhantomCase, Path], tmp_path: Path) -> None:
-    from model_core.io import read_study
+    from model_core.studies import read_study
 
     case, root = written
     write_case(case, tmp_path, formats=("nifti",), compress=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model_core.config import MomeConfig
+from model_core.network.config import MomeConfig
 
 
 @pytest.fixture(scope="session")

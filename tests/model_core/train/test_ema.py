@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from model_core.config import MomeConfig
+from model_core.network.config import MomeConfig
 from model_core.train import loop
 from model_core.train.ema import WeightAverage
 from model_core.train.options import TrainError, TrainOptions

@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from model_core.config import MomeConfig
-from model_core.native import load_native
+from model_core.network.config import MomeConfig
 from model_core.train import loop
 from model_core.train.options import TrainError, TrainOptions
 from model_core.train.run import RunSpec, train
 from model_core.train.state import read_state
+from model_core.weights.native import load_native
 
 
 def _spec(cohorts: dict[str, Path], cfg: MomeConfig, out: Path, **kw: object) -> RunSpec:
@@ -64,7 +64,7 @@ def test_ties_go_to_the_later_epoch(cohorts: dict[str, Path], tiny_cfg: MomeConf
 
 
 def test_cli_kfold_fold_and_tnbc_guard(cohorts: dict[str, Path], tmp_path: Path) -> None:
-    from model_core.cli import main
+    from model_core.cli.main import main
 
     out = tmp_path / "cv"
     rc = main(["train", "--train-csv", str(cohorts["train"]), str(cohorts["val"]), "--folds", "2", "--fold", "1",
@@ -101,7 +101,7 @@ def test_dropout_subset_draws_every_proper_subset_and_nothing_at_zero() -> None:
 
 def test_modality_dropout_shows_subsets_deterministically(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from model_core.mome import Mome
+    from model_core.network.mome import Mome
 
     seen: list[tuple[str, ...]] = []
     forward = Mome.forward
@@ -129,7 +129,7 @@ def test_modality_dropout_shows_subsets_deterministically(cohorts: dict[str, Pat
 
 
 def test_single_losses_are_the_losses_of_each_present_sequence_alone(tiny_cfg: MomeConfig) -> None:
-    from model_core.mome import Mome
+    from model_core.network.mome import Mome
     from model_core.train.recipe import loss_fn
 
     torch.manual_seed(0)
@@ -171,7 +171,7 @@ def test_poe_log_odds_adds_each_sequences_evidence_to_the_prior() -> None:
 
 
 def test_poe_loss_is_the_fused_output_against_the_detached_product_of_the_singles(tiny_cfg: MomeConfig) -> None:
-    from model_core.mome import Mome
+    from model_core.network.mome import Mome
 
     torch.manual_seed(1)
     model = Mome(tiny_cfg)
@@ -240,7 +240,7 @@ def test_poe_loss_training_changes_the_weights_and_is_keyed(cohorts: dict[str, P
 
 def test_branch_warmup_hides_dce_in_its_first_epochs(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from model_core.mome import Mome
+    from model_core.network.mome import Mome
 
     seen: list[tuple[str, ...]] = []
     encode = Mome.encode

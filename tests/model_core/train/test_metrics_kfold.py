@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
+from model_core.evaluation.metrics import auroc, bootstrap_auroc
 from model_core.train.kfold import fold_split, stratified_folds
-from model_core.train.metrics import auroc, bootstrap_auroc
 from model_core.train.options import TrainError
 
 

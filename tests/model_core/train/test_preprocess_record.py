@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from model_core.engine.predictor import Predictor
 from model_core.errors import CheckpointError
-from model_core.inference import Predictor
-from model_core.io import read_study
-from model_core.native import ModelCard, load_native, save_native
-from model_core.preprocess import PreprocessOptions
+from model_core.preprocessing.preprocess import PreprocessOptions
+from model_core.studies import read_study
 from model_core.train.data import CaseCache, read_cohort
 from model_core.train.options import InitSpec, TrainError, get_task
 from model_core.train.recipe import build_model
+from model_core.weights.native import ModelCard, load_native, save_native
 
 
 def _train(cohorts: dict[str, Path], out: Path, *extra: str) -> int:
-    from model_core.cli import main
+    from model_core.cli.main import main
 
     return main(["train", "--train-csv", str(cohorts["train"]), "--val-csv", str(cohorts["val"]), "--preset",
                  "tiny", "--epochs", "1", "--accumulation", "4", "--out", str(out), "--cache", str(cohorts["cache"]),
@@ -27,7 +27,7 @@ def _train(cohorts: dict[str, Path], out: Path, *extra: str) -> int:
 
 
 def test_crop_is_recorded_and_used_at_inference_and_evaluation(cohorts: dict[str, Path], tmp_path: Path) -> None:
-    from model_core.cli import main
+    from model_core.cli.main import main
 
     out = tmp_path / "crop"
     assert _train(cohorts, out, "--crop", "dce", "dwi", "t2") == 0
@@ -57,7 +57,7 @@ def test_default_training_records_the_papers_preprocessing(cohorts: dict[str, Pa
     card = json.loads((tmp_path / "plain" / "best.card.json").read_text())
     assert card["preprocess"] == PreprocessOptions().to_dict() and "--crop" not in card["training"]["command"]
     # a different crop cannot resume that state
-    from model_core.train.cli import configure_train, run_train
+    from model_core.cli.train import configure_train, run_train
 
     p = argparse.ArgumentParser()
     configure_train(p)

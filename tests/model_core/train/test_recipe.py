@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model_core.config import MomeConfig
-from model_core.mome import Mome, is_trainable_key
-from model_core.native import ModelCard, save_native
+from model_core.network.config import MomeConfig
+from model_core.network.mome import Mome, is_trainable_key
 from model_core.train.options import InitSpec, TrainError, TrainOptions
 from model_core.train.recipe import build_model, class_weights, loss_fn, make_optimizer, make_scheduler
+from model_core.weights.native import ModelCard, save_native
 
 
 def test_adam_coupled_l2_and_per_epoch_cosine(tiny_cfg: MomeConfig) -> None:

@@ -1,0 +1,145 @@
+"""Held-out evaluation of a trained model with a plain forward loop (no TTA): per cohort, the
+multiparametric AUROC and the DCE-only AUROC (``model(dce=...)``, DWI and T2 absent), each with a
+seeded 1000x bootstrap 95 % CI, plus per-case scores.
+
+The report goes into the model card's ``metrics`` (``update_card``). Hook for the inference module:
+per-case rows (:attr:`EvalReport.cases`, written as ``predictions.csv`` by the CLI) carry ``birads`` and
+both scores, which is what the BI-RADS 4 threshold calibration and downgrade rate need; Shapley and
+integrated-gradients checks can add their own entries under ``metrics`` and ``thresholds`` of the card
+with :func:`update_card`'s ``extra_metrics`` / ``thresholds`` arguments.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_core.evaluation.metrics import bootstrap_auroc
+from model_core.network.mome import Mome
+from model_core.train.data import CaseDataset
+from model_core.train.loop import predict
+from model_core.train.options import TrainError
+from model_core.weights.native import ModelCard, card_path_for, load_native, read_card, save_native
+
+log = logging.getLogger(__name__)
+
+SUBSETS: dict[str, tuple[str, ...]] = {"multiparametric": ("dce", "dwi", "t2"), "dce_only": ("dce",)}
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Bootstrap settings (the paper: 1000 resamples, 95 %)."""
+
+    bootstrap: int = 1000
+    level: float = 0.95
+    seed: int = 0
+
+
+@dataclass
+class EvalReport:
+    """``metrics[cohort][subset]`` = AUROC record; ``cases`` = one row per (cohort, case)."""
+
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cases: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate(model: Mome, cohorts: Mapping[str, CaseDataset], opts: EvalOptions = EvalOptions(),
+             progress: bool = True) -> EvalReport:
+    """Score every cohort with every subset of :data:`SUBSETS` and compute AUROCs with CIs."""
+    report = EvalReport()
+    model.eval()
+    for name, ds in cohorts.items():
+        scores = {s: predict(model, ds, modalities=mods, progress=progress, desc=f"{name} {s}")
+                  for s, mods in SUBSETS.items()}
+        y = ds.labels
+        entry: dict[str, Any] = {"n": len(ds), "n_positive": int(y.sum()),
+                                 "sites": sorted({c.site for c in ds.cases})}
+        for s, sc in scores.items():
+            entry[s] = bootstrap_auroc(y, sc, opts.bootstrap, opts.seed, opts.level).to_dict()
+        entry["auroc_drop_dce_only"] = entry["multiparametric"]["auroc"] - entry["dce_only"]["auroc"]
+        report.metrics[name] = entry
+        log.info("%s: AUROC %.4f [%.4f, %.4f]; DCE only %.4f [%.4f, %.4f] (n=%d)", name,
+                 entry["multiparametric"]["auroc"], entry["multiparametric"]["ci_lower"],
+                 entry["multiparametric"]["ci_upper"], entry["dce_only"]["auroc"], entry["dce_only"]["ci_lower"],
+                 entry["dce_only"]["ci_upper"], len(ds))
+        for i, c in enumerate(ds.cases):
+            report.cases.append({"cohort": name, "case_id": c.case_id, "site": c.site, "label": c.label,
+                                 "birads": c.info.get("birads", ""),
+                                 "p_multiparametric": float(scores["multiparametric"][i]),
+                                 "p_dce_only": float(scores["dce_only"][i])})
+    return report
+
+
+def write_predictions(report: EvalReport, path: str | os.PathLike[str]) -> None:
+    """Per-case scores as CSV (``cohort, case_id, site, label, birads, p_multiparametric, p_dce_only``)."""
+    cols = ["cohort", "case_id", "site", "label", "birads", "p_multiparametric", "p_dce_only"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(report.cases)
+
+
+def check_card_section(section: str) -> None:
+    """Raise :class:`TrainError` unless ``section`` can name a card's metrics entry (``test_ds1_large``;
+    not ``*_protocol``, which holds how an entry was made)."""
+    if not section.isidentifier() or section.endswith("_protocol"):
+        raise TrainError(f"card section {section!r}: want a plain name such as 'test' or 'test_ds1_large'")
+
+
+def update_card(weights: str | os.PathLike[str], report: EvalReport, *, evaluation: Mapping[str, Any] | None = None,
+                extra_metrics: Mapping[str, Any] | None = None, thresholds: Mapping[str, Any] | None = None,
+                section: str = "test") -> Path:
+    """Add the report to the card beside ``weights`` as ``metrics[section]`` (default ``test``; the
+    weights are untouched, so their sha256 stays valid). ``evaluation``: how it was run (command, cohorts,
+    seeds), stored as ``metrics[section + "_protocol"]``. Other sections of the card are kept."""
+    check_card_section(section)
+    card = read_card(weights)
+    card.metrics = {**card.metrics, section: report.metrics, **dict(extra_metrics or {})}
+    if evaluation:
+        card.metrics[f"{section}_protocol"] = dict(evaluation)
+    if thresholds:
+        card.thresholds = {**card.thresholds, **dict(thresholds)}
+    path = card_path_for(weights)
+    path.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+    log.info("updated %s", path)
+    return path
+
+
+def export(weights: str | os.PathLike[str], dst: str | os.PathLike[str], *, name: str | None = None,
+           half: bool = False, training: Mapping[str, Any] | None = None) -> ModelCard:
+    """Re-save a native model (e.g. ``best.safetensors``) under another name with its card (sha256 and
+    ``weights_file`` recomputed), optionally in float16 and with extra ``training`` fields."""
+    import torch
+
+    model, card = load_native(weights)
+    if name:
+        card.name = name
+    card.training = {**card.training, **dict(training or {})}
+    if half:
+        card.training["stored_dtype"] = "float16"
+    return save_native(model, dst, card, dtype=torch.float16 if half else None)
+
+
+def summary_table(report: EvalReport) -> str:
+    """A Markdown table of the report (for logs and model-card READMEs)."""
+    lines = ["| cohort | n (pos) | AUROC multiparametric [95% CI] | AUROC DCE only [95% CI] |", "|---|---|---|---|"]
+    for name, e in report.metrics.items():
+        mp, dc = e["multiparametric"], e["dce_only"]
+        lines.append(f"| {name} | {e['n']} ({e['n_positive']}) | {mp['auroc']:.3f} [{mp['ci_lower']:.3f}, "
+                     f"{mp['ci_upper']:.3f}] | {dc['auroc']:.3f} [{dc['ci_lower']:.3f}, {dc['ci_upper']:.3f}] |")
+    return "\n".join(lines)
+
+
+def labels_and_scores(report: EvalReport, cohort: str,
+                      subset: str = "multiparametric") -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, scores)`` of one cohort from the per-case rows."""
+    rows = [r for r in report.cases if r["cohort"] == cohort]
+    return np.array([r["label"] for r in rows]), np.array([r[f"p_{subset}"] for r in rows])

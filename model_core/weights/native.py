@@ -1,0 +1,182 @@
+"""Our native model format: ``<name>.safetensors`` plus a JSON model card ``<name>.card.json``.
+
+The card holds the config, the sha256 of the weights file (verified before the weights are parsed),
+provenance, intended use, metrics and decision thresholds. Frozen multiway modules stored once in the
+model (tied) are stored once in the file too (only their ``.A.`` tensors) and listed in the card.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from model_core.errors import CheckpointError, IntegrityError
+from model_core.network.config import MomeConfig
+from model_core.network.mome import Mome
+from model_core.network.multiway import BRANCHES
+from model_core.preprocessing.preprocess import PreprocessOptions
+
+log = logging.getLogger(__name__)
+
+CARD_FORMAT = "napari-mome-model-card"
+CARD_VERSION = 1
+RESEARCH_USE = ("Research use only. Not a medical device; not for clinical decisions. "
+                "Outputs are decision support for research and must not replace a radiologist.")
+
+
+def card_path_for(weights: str | os.PathLike[str]) -> Path:
+    """``model.safetensors`` -> ``model.card.json``."""
+    p = Path(weights)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".card.json")
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ModelCard:
+    """The JSON model card. ``thresholds`` holds e.g. the BI-RADS 4 downgrade threshold record;
+    ``preprocess`` the :class:`~model_core.preprocessing.preprocess.PreprocessOptions` the model was trained
+    with (empty: the defaults), which inference must use too (:meth:`preprocess_options`)."""
+
+    config: dict[str, Any]
+    weights_sha256: str = ""
+    weights_file: str = ""
+    tied_modules: list[str] = field(default_factory=list)
+    name: str = "mome"
+    description: str = ""
+    intended_use: str = RESEARCH_USE
+    provenance: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    format: str = CARD_FORMAT
+    format_version: int = CARD_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "model card") -> ModelCard:
+        if d.get("format") != CARD_FORMAT:
+            raise CheckpointError(f"{source}: not a napari-mome model card (format={d.get('format')!r})")
+        if int(d.get("format_version", 0)) > CARD_VERSION:
+            raise CheckpointError(f"{source}: card format version {d.get('format_version')} is newer than "
+                                  f"this package supports ({CARD_VERSION})")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def mome_config(self) -> MomeConfig:
+        return MomeConfig.from_dict(self.config)
+
+    def preprocess_options(self) -> PreprocessOptions:
+        """The preprocessing the model was trained with (the defaults when the card records none).
+
+        Raises:
+            CheckpointError: the recorded options are not valid :class:`PreprocessOptions`.
+        """
+        try:
+            return PreprocessOptions.from_dict(self.preprocess)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"model card: invalid preprocessing options {self.preprocess!r} ({exc})") from exc
+
+
+def compact_state_dict(model: Mome) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The state dict with tied frozen copies stored once (``.B.``/``.C.`` keys dropped)."""
+    tied = [name for name, mw in model.frozen_multiways() if mw.is_tied]
+    drop = tuple(f"{name}.{w}." for name in tied for w in BRANCHES[1:])
+    sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items() if not k.startswith(drop)}
+    return sd, tied
+
+
+def expand_state_dict(sd: Mapping[str, torch.Tensor], tied: list[str]) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`compact_state_dict`: recreate ``.B.``/``.C.`` keys from ``.A.``."""
+    out = dict(sd)
+    for name in tied:
+        prefix = f"{name}.A."
+        for k in [k for k in sd if k.startswith(prefix)]:
+            for w in BRANCHES[1:]:
+                out[f"{name}.{w}.{k[len(prefix):]}"] = sd[k]
+    return out
+
+
+def save_native(model: Mome, path: str | os.PathLike[str], card: ModelCard | None = None,
+                dtype: torch.dtype | None = None) -> ModelCard:
+    """Write ``path`` (safetensors) and its model card; returns the card as written.
+
+    Args:
+        dtype: store floating tensors in this dtype (e.g. ``torch.float16`` to keep demo weights small);
+            they load back into the model's float32 parameters.
+    """
+    path = Path(path)
+    sd, tied = compact_state_dict(model)
+    if dtype is not None:
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path), metadata={"format": CARD_FORMAT, "config": model.cfg.to_json()})
+    card = card or ModelCard(config=model.cfg.to_dict())
+    card.config = model.cfg.to_dict()
+    card.weights_file = path.name
+    card.weights_sha256 = sha256_file(path)
+    card.tied_modules = tied
+    card.created = card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    card_path_for(path).write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+    log.info("wrote %s (%s) and its card", path, card.weights_sha256[:12])
+    return card
+
+
+def read_card(weights: str | os.PathLike[str]) -> ModelCard:
+    cp = card_path_for(weights)
+    if not cp.is_file():
+        raise CheckpointError(f"{weights}: model card {cp.name} not found beside the weights")
+    try:
+        data = json.loads(cp.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{cp}: unreadable model card ({exc})") from exc
+    return ModelCard.from_dict(data, str(cp))
+
+
+def load_native(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> tuple[Mome, ModelCard]:
+    """Verify the sha256 against the card, then build the model and load the weights strictly.
+
+    Raises:
+        IntegrityError: the weights file's sha256 differs from the card's (tampered or corrupted).
+        CheckpointError: missing card, unreadable file, or keys/shapes not matching the card's config.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    card = read_card(path)
+    digest = sha256_file(path)
+    if digest != card.weights_sha256:
+        raise IntegrityError(f"{path}: sha256 {digest} does not match the model card ({card.weights_sha256}); "
+                             "the file is corrupted or was modified")
+    try:
+        sd = load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from exc
+    from model_core.weights.checkpoint import load_official_state_dict  # local: checkpoint imports this module's peers
+
+    model = Mome(card.mome_config, init=False)
+    load_official_state_dict(model, expand_state_dict(sd, card.tied_modules))
+    model.to(map_location)
+    return model.eval(), card

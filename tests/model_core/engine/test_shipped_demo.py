@@ -1,0 +1,61 @@
+"""The shipped demo model (``resources/demo.safetensors``): honest card, small file, and it works.
+
+The model is part of the repository (made by ``scripts/train_demo.sh``), so these tests run in CI; they
+check the card against the acceptance of issue 5 and re-measure the model on phantoms it never saw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model_core.engine.demo import DEMO_PREPROCESS, DEMO_WEIGHTS, TRAINED_ON_PHANTOMS, demo_predictor
+from model_core.evaluation.phantom_stats import auroc
+from model_core.phantom import generate_study
+from model_core.weights.native import load_native
+
+pytestmark = pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="resources/demo.safetensors is not installed "
+                                "(it is in the repository; a wheel built without resources lacks it)")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[torch.nn.Module, object]:
+    return load_native(DEMO_WEIGHTS)  # sha256 verified against the card
+
+
+def test_file_and_card_say_what_it_is(shipped: tuple[torch.nn.Module, object]) -> None:
+    _, card = shipped
+    assert DEMO_WEIGHTS.stat().st_size <= 25 * 2**20
+    text = str(card.to_dict()).lower()  # type: ignore[attr-defined]
+    assert "synthetic" in text and "not for clinical use" in text
+    training = card.training  # type: ignore[attr-defined]
+    assert training["reproduce"].startswith("bash scripts/train_demo.sh") and "seed" in str(training).lower()
+    assert "mome train" in training["command"] and "--seed" in training["command"]
+    assert card.preprocess_options() == DEMO_PREPROCESS and "--crop dce dwi t2" in training["command"]  # type: ignore[attr-defined]
+    test = card.metrics["test"]  # type: ignore[attr-defined]
+    assert set(test) == {"ds1_test", "ds2_test", "ds3_test"}
+    large = card.metrics["test_ds1_large"]  # type: ignore[attr-defined]
+    assert set(large) == {"ds1_test_large"} and large["ds1_test_large"]["n"] == 1000
+    assert "--card-section test_ds1_large" in card.metrics["test_ds1_large_protocol"]["command"]  # type: ignore[attr-defined]
+    for entry in [*test.values(), *large.values()]:
+        for subset in ("multiparametric", "dce_only"):
+            rec = entry[subset]
+            assert rec["bootstrap_resamples"] == 1000 and rec["ci_lower"] <= rec["auroc"] <= rec["ci_upper"]
+    thr = card.thresholds["birads4"]  # type: ignore[attr-defined]
+    assert thr["cohort"] == "ds1_test" and thr["sensitivity"] == 1.0 and 0.0 < thr["tau"] < 1.0
+    assert "ds2_test" in card.metrics["birads4_downgrade"]  # type: ignore[attr-defined]
+
+
+def test_it_separates_fresh_phantoms() -> None:
+    """24 ds1 phantoms from seeds no cohort of the training script uses: read, preprocess, predict."""
+    torch.set_num_threads(1)
+    predictor, notice = demo_predictor()
+    assert notice == TRAINED_ON_PHANTOMS
+    y, p = [], []
+    for seed in range(900_000, 900_024):
+        case = generate_study(seed, "ds1")
+        y.append(int(case.truth.malignant))
+        p.append(predictor.run(case.study, explain=False).probability)
+    assert 0 < sum(y) < len(y)
+    assert auroc(np.array(y), np.array(p)) >= 0.8
