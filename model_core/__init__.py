@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Mome": "model_core.network.mome",
-    "load_official_state_dict": "model_core.weights.checkpoint",
-    "load_beit3_pretrained": "model_core.weights.checkpoint",
+    "load_official_state_dict": "model_core.weights.official",
+    "load_beit3_pretrained": "model_core.weights.beit3",
     "save_native": "model_core.weights.native",
     "load_native": "model_core.weights.native",
     "Study": "model_core.studies.study",

@@ -52,10 +52,11 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
     """Run the case in this process and return its figures (called in the child)."""
     import torch
 
-    from model_core.engine.demo import untrained_model, untrained_preprocess
+    from model_core.engine.demo import untrained_preprocess
     from model_core.engine.predictor import Predictor, RunOptions
     from model_core.engine.subsets import SUBSETS, build_cache, subset_key, subset_logits, subset_values
     from model_core.network.config import MomeConfig
+    from model_core.network.factory import untrained_model
     from model_core.phantom import generate_study
     from model_core.preprocessing.tta import fit, tta_canvases
 

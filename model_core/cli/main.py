@@ -61,7 +61,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from model_core.network.config import MomeConfig
-    from model_core.weights.checkpoint import convert_official
+    from model_core.weights.convert import convert_official
 
     base = MomeConfig.from_dict(json.loads(Path(args.config).read_text())) if args.config \
         else MomeConfig.preset(args.preset)

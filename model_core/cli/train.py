@@ -132,9 +132,10 @@ def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
 
     if args.crop is None:
         if args.init and args.init.endswith(".safetensors"):
+            from model_core.engine.card import preprocess_options
             from model_core.weights.native import read_card
 
-            return read_card(args.init).preprocess_options()
+            return preprocess_options(read_card(args.init))
         return PreprocessOptions()
     return PreprocessOptions(crop=tuple(m for m in MODALITIES if m in args.crop))
 
@@ -240,6 +241,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     from model_core.train.data import CaseCache, CaseDataset, read_cohort
     from model_core.train.options import TrainError, get_task
+    from model_core.engine.card import preprocess_options
     from model_core.weights.native import load_native
 
     if args.card_section != "test" and (args.checks or not args.update_card):
@@ -251,7 +253,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or (os.cpu_count() or 1))
     weights = Path(args.weights)
     model, card = load_native(args.weights)
-    cache = CaseCache(args.cache or weights.parent / "cache", model.cfg.sizes, card.preprocess_options())
+    cache = CaseCache(args.cache or weights.parent / "cache", model.cfg.sizes, preprocess_options(card))
     cohorts: dict[str, CaseDataset] = {}
     csvs: dict[str, str] = {}
     for item in args.cohort:

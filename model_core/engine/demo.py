@@ -4,11 +4,8 @@ A phantom study (fixed seed) is analysed by the shipped demo model (``resources/
 ``demo.card.json``: trained on synthetic phantoms, not for clinical use) when it is present, otherwise by an
 **untrained** demo-preset network whose numbers are meaningless; both are said loudly. The result JSON
 goes to stdout (via the CLI), a human summary to the log (stderr), and ``result.json`` plus
-``saliency_<modality>.nii.gz`` to the output folder.
-
-The untrained network is the authors' initialisation plus a seeded perturbation of the parts that
-initialise to zero (adapter outputs, the head), so that every output (subsets, Shapley, saliency) shows
-structure instead of exact zeros; it is still an untrained network.
+``saliency_<modality>.nii.gz`` to the output folder. The untrained network is
+:func:`model_core.network.factory.untrained_model`.
 """
 
 from __future__ import annotations
@@ -18,13 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from model_core.engine.predictor import TTA, Predictor, RunOptions
 from model_core.engine.progress import ProgressFn
 from model_core.engine.result import Result
 from model_core.network.config import MomeConfig
-from model_core.network.mome import Mome
+from model_core.network.factory import untrained_model
+from model_core.phantom import generate_study
 from model_core.preprocessing.preprocess import PreprocessOptions
 from model_core.weights.native import RESEARCH_USE
 
@@ -57,21 +53,6 @@ def untrained_preprocess(preset: str) -> PreprocessOptions | None:
 def demo_weights_path() -> Path | None:
     """The shipped demo weights, or ``None`` when they are not installed."""
     return DEMO_WEIGHTS if DEMO_WEIGHTS.is_file() else None
-
-
-def untrained_model(cfg: MomeConfig | None = None, seed: int = 0) -> Mome:
-    """A seeded, untrained network (see the module docstring); ``cfg`` defaults to the demo preset."""
-    cfg = cfg or MomeConfig.preset("demo")
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Mome(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2 and float(p.abs().max()) == 0.0:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
-        model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=g) * 0.5)
-    return model.eval()
 
 
 def demo_predictor(
@@ -117,8 +98,6 @@ def run_demo(
     Returns:
         ``(result, notice)``; ``notice`` is :data:`UNTRAINED` or :data:`TRAINED_ON_PHANTOMS`.
     """
-    from model_core.phantom import generate_study
-
     seed = DEMO_SEED if seed is None else seed
     predictor, notice = demo_predictor(weights, preset=preset, **predictor_kw)
     log.warning("%s", notice)

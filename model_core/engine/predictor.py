@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from model_core import __version__
+from model_core.engine.card import preprocess_options as card_preprocess_options
 from model_core.engine.audit import append_audit, audit_record, default_audit_path, hash_label, study_inputs
 from model_core.engine.decision import Birads4Threshold, decide, threshold_from_card
 from model_core.engine.explain import integrated_gradients, n_batches, on_canvas, to_native
@@ -55,6 +56,7 @@ from model_core.preprocessing.preprocess import Prepared, PreprocessOptions, pre
 from model_core.preprocessing.tta import fit, iter_tta_batches, tta_canvases, tta_versions
 from model_core.studies.study import Study
 from model_core.weights.native import ModelCard, load_native, sha256_file
+from model_core.weights.official import load_official_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ class Predictor:
         self.dtype = dtype
         self.threads = threads
         if preprocess_options is None:
-            preprocess_options = card.preprocess_options() if card is not None else PreprocessOptions()
+            preprocess_options = card_preprocess_options(card)
         self.preprocess_options = preprocess_options
         self.audit_log = Path(audit_log) if audit_log is not None else default_audit_path()
         self.threshold: Birads4Threshold | None = threshold_from_card(card)
@@ -178,8 +180,6 @@ class Predictor:
     @classmethod
     def from_official(cls, path: str | os.PathLike[str], cfg: MomeConfig | None = None, **kw: Any) -> Predictor:
         """The authors' ``.pth`` (strict, safe loading) into a model of config ``cfg`` (default: base)."""
-        from model_core.weights.checkpoint import load_official_state_dict
-
         model = Mome(cfg or MomeConfig(), init=False)
         load_official_state_dict(model, path)
         return cls(model, kw.pop("card", None), model_sha256=sha256_file(path), source=Path(path).name, **kw)

@@ -39,7 +39,7 @@ Generative model (per study; all parameters in :mod:`model_core.phantom.params`,
    The lesion mask (DCE grid) overlays the lesion in every sequence because all are rendered from the
    same world-space objects.
 
-Evidence split (``python -m model_core.phantom.separability --site ds1 --n 200 --scale 1.0``: hand
+Evidence split (``python -m model_core.evaluation.separability --site ds1 --n 200 --scale 1.0``: hand
 features inside the true mask, 5-fold logistic). ds1: single features AUROC 0.93 (DCE washout), 0.92
 (initial rise), 0.79 (shape irregularity), 0.96 (DWI ADC), 0.95 (T2 darkness); logistic on the DCE
 features 0.974, DCE + DWI 0.998, DCE + T2 0.992, all 1.000 (BI-RADS 4 only: 0.90 -> 1.00); median

@@ -1,7 +1,7 @@
 """Hand-crafted lesion features, computed from a study's images and the true lesion mask.
 
 They check that each sequence carries some, but not all, of the diagnostic evidence (see
-:mod:`model_core.phantom.separability`). Every feature is oriented so that higher = more suspicious.
+:mod:`model_core.evaluation.separability`). Every feature is oriented so that higher = more suspicious.
 
 The mask lives on the DCE grid; for DWI and T2 it is resampled (trilinear) at each voxel centre mapped
 through the affines (world space), giving a partial-volume weight per voxel.

@@ -5,7 +5,7 @@ package docstring for the whole generative story). They were tuned so that, on t
 features computed inside the true lesion mask give single-feature AUROCs between ~0.5 and ~0.92 and a
 cross-validated logistic model on all of them beats the DCE-only one by a clear margin: DCE 0.962,
 DCE+DWI 0.977, DCE+T2 0.978, all 0.990 (300 cases, seed 0, scale 0.6: ``python -m
-model_core.phantom.separability --site ds1 --n 300``). A first tuning (DCE 0.90, all 0.95) was hard
+model_core.evaluation.separability --site ds1 --n 300``). A first tuning (DCE 0.90, all 0.95) was hard
 enough that the demo network, trained from scratch on a few hundred cases, could not approach the
 issue-5 targets; the classes were pulled apart (kinetics, peak, wash-in time, size, ADC, T2 ratio) while
 keeping DCE the strongest sequence and each sequence imperfect (``tests/model_core/phantom/test_world.py``).

@@ -55,7 +55,7 @@ def _new_head(model: Mome, num_classes: int) -> None:
 
 def _load_mome(path: str, cfg: MomeConfig) -> tuple[Mome, list[str]]:
     """A MOME model from native safetensors (config from its card) or the authors' ``.pth`` (``cfg``)."""
-    from model_core.weights.checkpoint import load_official_state_dict, safe_torch_load, unwrap_state_dict
+    from model_core.weights.official import load_official_state_dict, safe_torch_load, unwrap_state_dict
 
     if path.endswith(".safetensors"):
         from model_core.weights.native import load_native
@@ -109,7 +109,7 @@ def build_model(cfg: MomeConfig, init: InitSpec, seed: int = 0, num_classes: int
         report.notes.append(f"{'authors' if init.scheme == 'authors' else 'Xavier'} init; frozen modules untied "
                             "(one copy per modality); all parameters trained")
     elif init.kind == "beit3":
-        from model_core.weights.checkpoint import load_beit3_pretrained
+        from model_core.weights.beit3 import load_beit3_pretrained
 
         assert init.path is not None
         model = Mome(cfg.replace(num_classes=num_classes))

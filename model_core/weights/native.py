@@ -25,7 +25,7 @@ from model_core.errors import CheckpointError, IntegrityError
 from model_core.network.config import MomeConfig
 from model_core.network.mome import Mome
 from model_core.network.multiway import BRANCHES
-from model_core.preprocessing.preprocess import PreprocessOptions
+from model_core.weights.official import load_official_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 @dataclass
 class ModelCard:
     """The JSON model card. ``thresholds`` holds e.g. the BI-RADS 4 downgrade threshold record;
-    ``preprocess`` the :class:`~model_core.preprocessing.preprocess.PreprocessOptions` the model was trained
-    with (empty: the defaults), which inference must use too (:meth:`preprocess_options`)."""
+    ``preprocess`` the preprocessing options the model was trained with, as plain data (empty: the
+    defaults), which inference must use too (:func:`model_core.engine.card.preprocess_options`)."""
 
     config: dict[str, Any]
     weights_sha256: str = ""
@@ -87,17 +87,6 @@ class ModelCard:
     @property
     def mome_config(self) -> MomeConfig:
         return MomeConfig.from_dict(self.config)
-
-    def preprocess_options(self) -> PreprocessOptions:
-        """The preprocessing the model was trained with (the defaults when the card records none).
-
-        Raises:
-            CheckpointError: the recorded options are not valid :class:`PreprocessOptions`.
-        """
-        try:
-            return PreprocessOptions.from_dict(self.preprocess)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"model card: invalid preprocessing options {self.preprocess!r} ({exc})") from exc
 
 
 def compact_state_dict(model: Mome) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -174,8 +163,6 @@ def load_native(path: str | os.PathLike[str], *, map_location: str | torch.devic
         sd = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from exc
-    from model_core.weights.checkpoint import load_official_state_dict  # local: checkpoint imports this module's peers
-
     model = Mome(card.mome_config, init=False)
     load_official_state_dict(model, expand_state_dict(sd, card.tied_modules))
     model.to(map_location)

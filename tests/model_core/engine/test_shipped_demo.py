@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from model_core.engine.card import preprocess_options
 from model_core.engine.demo import DEMO_PREPROCESS, DEMO_WEIGHTS, TRAINED_ON_PHANTOMS, demo_predictor
-from model_core.evaluation.phantom_stats import auroc
+from model_core.evaluation.metrics import auroc
 from model_core.phantom import generate_study
 from model_core.weights.native import load_native
 
@@ -32,7 +33,7 @@ def test_file_and_card_say_what_it_is(shipped: tuple[torch.nn.Module, object]) -
     training = card.training  # type: ignore[attr-defined]
     assert training["reproduce"].startswith("bash scripts/train_demo.sh") and "seed" in str(training).lower()
     assert "mome train" in training["command"] and "--seed" in training["command"]
-    assert card.preprocess_options() == DEMO_PREPROCESS and "--crop dce dwi t2" in training["command"]  # type: ignore[attr-defined]
+    assert preprocess_options(card) == DEMO_PREPROCESS and "--crop dce dwi t2" in training["command"]  # type: ignore[attr-defined]
     test = card.metrics["test"]  # type: ignore[attr-defined]
     assert set(test) == {"ds1_test", "ds2_test", "ds3_test"}
     large = card.metrics["test_ds1_large"]  # type: ignore[attr-defined]

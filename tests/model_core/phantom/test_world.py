@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model_core.evaluation.phantom_stats import auroc, cv_logistic_auroc
+from model_core.evaluation.logistic import cv_logistic_auroc
+from model_core.evaluation.metrics import auroc
 from model_core.phantom import SITES, generate_study
 from model_core.phantom.features import FEATURES, lesion_features
 from model_core.phantom.params import BPE_LEVELS, PARAMS

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from model_core.engine.card import preprocess_options
 from model_core.engine.predictor import Predictor
 from model_core.errors import CheckpointError
 from model_core.preprocessing.preprocess import PreprocessOptions
@@ -48,7 +49,7 @@ def test_crop_is_recorded_and_used_at_inference_and_evaluation(cohorts: dict[str
                  str(tmp_path / "ecache"), "--bootstrap", "20", "--no-progress", "--threads", "1",
                  "--out", str(tmp_path / "eval")]) == 0
     sizes = pred.model.cfg.sizes
-    assert CaseCache(tmp_path / "ecache", sizes, card.preprocess_options()).missing(cases) == []
+    assert CaseCache(tmp_path / "ecache", sizes, preprocess_options(card)).missing(cases) == []
     assert len(CaseCache(tmp_path / "ecache", sizes).missing(cases)) == len(cases)
 
 

@@ -1,6 +1,6 @@
 """How much each sequence says: hand-feature AUROCs and logistic DCE-only vs all-sequence AUROCs.
 
-Run ``python -m model_core.phantom.separability --site ds1 --n 300 --scale 0.6`` to print a JSON report
+Run ``python -m model_core.evaluation.separability --site ds1 --n 300 --scale 0.6`` to print a JSON report
 (per-feature AUROC, cross-validated logistic AUROC with DCE features only, DCE + DWI, DCE + T2, all,
 the same inside BI-RADS 4, and the median generation time). The logistic model is a proxy for what a
 network could learn; the phantom's parameters (:mod:`model_core.phantom.params`) were tuned with it.
@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from model_core.evaluation.phantom_stats import auroc, cv_logistic_auroc
+from model_core.evaluation.logistic import cv_logistic_auroc
+from model_core.evaluation.metrics import auroc
 from model_core.phantom.features import FEATURES, lesion_features
 from model_core.phantom.generate import generate_study
 

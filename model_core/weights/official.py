@@ -1,9 +1,9 @@
-"""Checkpoints: the authors' ``.pth`` (strict, safe), BEiT-3 pretrained import, and our native format.
+"""The authors' ``.pth`` checkpoints: safe loading, strict loading into :class:`Mome`, config inference.
 
 Safety: ``.pth`` files are opened only with ``torch.load(weights_only=True)`` and an explicit, minimal
 allow-list; a file that needs anything else (e.g. a ``__reduce__`` payload) is refused with
-:class:`UnsafeCheckpointError` and its code never runs. Native weights are safetensors (no code at all)
-whose sha256 is recorded in a JSON model card and verified before the file is parsed.
+:class:`UnsafeCheckpointError` and its code never runs. Our own format is :mod:`model_core.weights.native`;
+the BEiT-3 backbone import is :mod:`model_core.weights.beit3`.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _is_tensor_dict(obj: Mapping[Any, Any]) -> bool:
     return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def _load_any(sd_or_path: Mapping[str, torch.Tensor] | str | os.PathLike[str]) -> tuple[StateDict, str]:
+def load_any(sd_or_path: Mapping[str, torch.Tensor] | str | os.PathLike[str]) -> tuple[StateDict, str]:
     if isinstance(sd_or_path, (str, os.PathLike)):
         return unwrap_state_dict(safe_torch_load(sd_or_path), str(sd_or_path)), str(sd_or_path)
     return unwrap_state_dict(sd_or_path, "state dict"), "state dict"
@@ -111,7 +111,7 @@ class LoadReport:
                 f"untied {len(self.untied)}")
 
 
-def _format_problems(source: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
+def format_problems(source: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
     lines = [f"{source}: does not match the model ({len(missing)} missing, {len(unexpected)} unexpected, "
              f"{len(shapes)} mis-shaped keys)"]
     for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
@@ -144,14 +144,14 @@ def load_official_state_dict(
         CheckpointError: listing every missing, unexpected and mis-shaped key (nothing is loaded then).
         UnsafeCheckpointError: the file would need unsafe unpickling.
     """
-    sd, source = _load_any(sd_or_path)
+    sd, source = load_any(sd_or_path)
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
               for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
     if missing or unexpected or shapes:
-        raise CheckpointError(_format_problems(source, missing, unexpected, shapes))
+        raise CheckpointError(format_problems(source, missing, unexpected, shapes))
     report = LoadReport(source)
     for name, mw in model.frozen_multiways():
         if tie_equal and _copies_equal(sd, name, mw):
@@ -169,53 +169,6 @@ def load_official_state_dict(
     return report
 
 
-# ------------------------------------------------------------------------------------------ BEiT-3
-_BEIT3_LAYER = re.compile(
-    r"^(?:beit3\.)?encoder\.layers\.(\d+)\.(self_attn\.(?:q_proj|k_proj|v_proj|out_proj|inner_attn_ln)"
-    r"|self_attn_layer_norm|ffn|final_layer_norm)\.A\.(.+)$"
-)
-
-
-def load_beit3_pretrained(model: Mome, sd_or_path: Mapping[str, torch.Tensor] | str | os.PathLike[str]) -> LoadReport:
-    """Initialise the frozen backbone from a BEiT-3 checkpoint (vision expert ``.A.`` into every branch).
-
-    Everything MOME-specific (tokenizers, CLS, position tables, adapters, ``fc_norm``, head) keeps its
-    fresh initialisation. The frozen multiway modules end up tied (A = B = C). A checkpoint whose widths
-    or depth do not match the model is refused before anything is copied.
-
-    Returns:
-        a :class:`LoadReport` naming what was loaded, what starts fresh and what was discarded.
-    """
-    sd, source = _load_any(sd_or_path)
-    target = model.state_dict(keep_vars=True)
-    mapping: dict[str, str] = {}
-    discarded: list[str] = []
-    for k in sd:
-        m = _BEIT3_LAYER.match(k)
-        if m is None:
-            discarded.append(k)
-            continue
-        mapping[f"beit3.encoder.layers.{m.group(1)}.{m.group(2)}.A.{m.group(3)}"] = k
-    frozen_a = [k for k in target if not is_trainable_key(k) and ".A." in k]
-    missing = [k for k in frozen_a if k not in mapping]
-    unexpected = [mapping[k] for k in mapping if k not in target]
-    shapes = [f"{mapping[k]}: checkpoint {tuple(sd[mapping[k]].shape)} vs model {tuple(target[k].shape)}"
-              for k in mapping if k in target and sd[mapping[k]].shape != target[k].shape]
-    if missing or unexpected or shapes:
-        raise CheckpointError(_format_problems(f"{source} (BEiT-3 import)", missing, unexpected, shapes))
-    model.tie_frozen()
-    target = model.state_dict(keep_vars=True)
-    with torch.no_grad():
-        for k in frozen_a:
-            target[k].copy_(sd[mapping[k]].to(target[k].dtype))
-    report = LoadReport(source, loaded=frozen_a, discarded=sorted(discarded),
-                        fresh=[k for k in target if is_trainable_key(k)],
-                        tied=[n for n, _ in model.frozen_multiways()])
-    log.info(report.summary())
-    return report
-
-
-# ------------------------------------------------------------------------------------------ conversion
 def infer_config(sd: Mapping[str, torch.Tensor], base: MomeConfig | None = None,
                  num_heads: int | None = None) -> MomeConfig:
     """A :class:`MomeConfig` matching an authors'-layout state dict.
@@ -253,21 +206,3 @@ def infer_config(sd: Mapping[str, torch.Tensor], base: MomeConfig | None = None,
         raise CheckpointError(f"position tables have {got} rows but the canvas sizes {dict(cfg.sizes)} need {rows}; "
                               "pass the canvas sizes the checkpoint was trained with")
     return cfg
-
-
-def convert_official(src: str | os.PathLike[str], dst: str | os.PathLike[str], base: MomeConfig | None = None,
-                     num_heads: int | None = None, card_extra: Mapping[str, Any] | None = None) -> LoadReport:
-    """``mome convert``: the authors' ``.pth`` -> native safetensors + model card (strict, verified)."""
-    from model_core.weights.native import ModelCard, save_native, sha256_file
-
-    sd = unwrap_state_dict(safe_torch_load(src), str(src))
-    cfg = infer_config(sd, base, num_heads)
-    model = Mome(cfg, init=False)
-    report = load_official_state_dict(model, sd)
-    card = ModelCard(config=cfg.to_dict(), name=Path(dst).stem,
-                     provenance={"converted_from": Path(src).name, "source_sha256": sha256_file(src),
-                                 "tied": len(report.tied), "untied": len(report.untied)})
-    for k, v in (card_extra or {}).items():
-        setattr(card, k, v)
-    save_native(model, dst, card)
-    return report

@@ -1,35 +1,13 @@
-"""Small, dependency-free statistics for checking the phantom world: AUROC and a logistic model.
+"""A small logistic model for checking the phantom world: Newton fit and cross-validated AUROC.
 
-Only numpy; used by the separability report and the tests (no scikit-learn here).
+Only numpy; used by the separability report (:mod:`model_core.evaluation.separability`) and the tests.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
-
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties).
-
-    Args:
-        labels: ``(N,)`` 0/1 (1 = positive).
-        scores: ``(N,)`` higher = more positive; NaNs are not allowed.
-
-    Returns:
-        AUROC in [0, 1]; NaN when one class is empty.
-    """
-    y = np.asarray(labels).astype(bool).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"labels {y.shape} and scores {s.shape} differ in shape")
-    if np.isnan(s).any():
-        raise ValueError("scores contain NaN")
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+from model_core.evaluation.metrics import auroc
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> np.ndarray:
