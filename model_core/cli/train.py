@@ -230,6 +230,7 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from model_core.engine.card import preprocess_options
     from model_core.evaluation.evaluate_model import (
         EvalOptions,
         check_card_section,
@@ -241,7 +242,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     from model_core.train.data import CaseCache, CaseDataset, read_cohort
     from model_core.train.options import TrainError, get_task
-    from model_core.engine.card import preprocess_options
     from model_core.weights.native import load_native
 
     if args.card_section != "test" and (args.checks or not args.update_card):

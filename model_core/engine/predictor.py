@@ -40,8 +40,8 @@ import numpy as np
 import torch
 
 from model_core import __version__
-from model_core.engine.card import preprocess_options as card_preprocess_options
 from model_core.engine.audit import append_audit, audit_record, default_audit_path, hash_label, study_inputs
+from model_core.engine.card import preprocess_options as card_preprocess_options
 from model_core.engine.decision import Birads4Threshold, decide, threshold_from_card
 from model_core.engine.explain import integrated_gradients, n_batches, on_canvas, to_native
 from model_core.engine.progress import ProgressFn, Steps, StopFn

@@ -11,7 +11,11 @@ from model_core.network.config import MomeConfig
 from model_core.network.mome import Mome
 from model_core.weights.native import ModelCard, save_native, sha256_file
 from model_core.weights.official import (
-    LoadReport, infer_config, load_official_state_dict, safe_torch_load, unwrap_state_dict,
+    LoadReport,
+    infer_config,
+    load_official_state_dict,
+    safe_torch_load,
+    unwrap_state_dict,
 )
 
 

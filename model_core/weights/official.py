@@ -24,7 +24,7 @@ import torch
 
 from model_core.errors import CheckpointError, UnsafeCheckpointError
 from model_core.network.config import MomeConfig
-from model_core.network.mome import Mome, is_trainable_key
+from model_core.network.mome import Mome
 from model_core.network.multiway import BRANCHES, Multiway
 
 log = logging.getLogger(__name__)

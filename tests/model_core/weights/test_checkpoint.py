@@ -14,8 +14,8 @@ from model_core import Mome, MomeConfig, load_official_state_dict
 from model_core.errors import CheckpointError, IntegrityError, UnsafeCheckpointError
 from model_core.weights.beit3 import load_beit3_pretrained
 from model_core.weights.convert import convert_official
-from model_core.weights.official import infer_config, safe_torch_load
 from model_core.weights.native import ModelCard, card_path_for, load_native, save_native
+from model_core.weights.official import infer_config, safe_torch_load
 
 SENTINEL_ENV = "MOME_TEST_SENTINEL"
 
