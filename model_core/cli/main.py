@@ -88,8 +88,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from model_core.engine.cohort import predict_cohort
     from model_core.engine.predictor import Predictor, RunOptions
+    from model_core.evaluation.predict import predict_cohort
     from model_core.network.config import MomeConfig
 
     kw: dict[str, Any] = {"device": args.device, "dtype": args.dtype, "threads": args.threads,

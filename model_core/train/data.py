@@ -15,7 +15,6 @@ written to a temporary folder and renamed, so an interrupted run leaves no half 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from model_core.evaluation.cohort import check_unique_ids, read_cohort_rows
 from model_core.network.config import MODALITIES
 from model_core.preprocessing.preprocess import PreprocessOptions
 from model_core.train.options import TaskSpec, TrainError
@@ -70,33 +70,21 @@ def read_cohort(csv_path: str | os.PathLike[str], task: TaskSpec) -> list[CaseRe
         TrainError: missing file or columns, non-0/1 labels, duplicate case ids.
     """
     p = Path(csv_path)
-    if not p.is_file():
-        raise TrainError(f"{p}: no such cohort CSV")
-    with p.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        need = {"case_id", "path", task.label} | ({"malignant"} if task.malignant_only else set())
-        missing = need - set(reader.fieldnames or [])
-        if missing:
-            raise TrainError(f"{p}: missing columns {sorted(missing)} (task {task.name})")
-        cases: list[CaseRef] = []
-        seen: set[str] = set()
-        for n, row in enumerate(reader, start=2):
-            where = f"{p}:{n}"
-            if task.malignant_only and _flag(row["malignant"], "malignant", where) != 1:
+    need = {"case_id", "path", task.label} | ({"malignant"} if task.malignant_only else set())
+    kept = []
+    for row in read_cohort_rows(p, required=need, error=TrainError, context=f" (task {task.name})"):
+        where = f"{p}:{row.line}"
+        if task.malignant_only and _flag(row.fields["malignant"], "malignant", where) != 1:
+            continue
+        label = _flag(row.fields[task.label], task.label, where)
+        if label is None:
+            if task.malignant_only:
                 continue
-            label = _flag(row[task.label], task.label, where)
-            if label is None:
-                if task.malignant_only:
-                    continue
-                raise TrainError(f"{where}: empty {task.label!r} label")
-            cid = row["case_id"]
-            if cid in seen:
-                raise TrainError(f"{where}: duplicate case_id {cid!r}")
-            seen.add(cid)
-            path = Path(row["path"])
-            path = path if path.is_absolute() else p.parent / path
-            info = {k: v for k, v in row.items() if k not in ("case_id", "path") and v is not None}
-            cases.append(CaseRef(cid, str(path.resolve()), label, row.get("site") or "", info))
+            raise TrainError(f"{where}: empty {task.label!r} label")
+        kept.append((row, label))
+    check_unique_ids([row for row, _ in kept], p, TrainError)
+    cases = [CaseRef(row.case_id, str(row.path.resolve()), label, row.fields.get("site") or "", row.fields)
+             for row, label in kept]
     log.info("%s: %d cases for task %s (%d positive)", p, len(cases), task.name, sum(c.label for c in cases))
     return cases
 

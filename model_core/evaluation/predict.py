@@ -11,44 +11,28 @@ asked. Progress and stop callbacks work per case (and inside each case's Run).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from model_core.engine.predictor import Predictor, RunOptions
 from model_core.engine.progress import ProgressFn, StopFn, check_stop
 from model_core.errors import Cancelled, MomeError
+from model_core.evaluation.cohort import CohortRow, check_unique_ids, read_cohort_rows
+from model_core.studies import read_study
 
 log = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-@dataclass(frozen=True)
-class CohortRow:
-    case_id: str
-    path: Path
-
-
 def read_cohort(csv_path: str | os.PathLike[str]) -> list[CohortRow]:
     """The cases of a cohort CSV (``path`` required, ``case_id`` optional; duplicate ids refused)."""
-    csv_path = Path(csv_path)
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "path" not in reader.fieldnames:
-            raise MomeError(f"{csv_path}: a cohort CSV needs a 'path' column (found {reader.fieldnames})")
-        rows = []
-        for i, r in enumerate(reader):
-            p = Path(r["path"])
-            rows.append(CohortRow(str(r.get("case_id") or i), p if p.is_absolute() else csv_path.parent / p))
-    ids = [r.case_id for r in rows]
-    if len(set(ids)) != len(ids):
-        raise MomeError(f"{csv_path}: duplicate case_id values")
+    rows = read_cohort_rows(csv_path)
+    check_unique_ids(rows, csv_path)
     return rows
 
 
@@ -78,8 +62,6 @@ def predict_cohort(
     Raises:
         Cancelled: ``should_stop`` said so (finished cases stay in the file; run again to resume).
     """
-    from model_core.studies import read_study
-
     rows = read_cohort(csv_path)
     done_before = finished_cases(out_jsonl)
     todo = [r for r in rows if r.case_id not in done_before]

@@ -10,8 +10,8 @@ import torch
 
 from model_core import MomeConfig
 from model_core.cli.main import main
-from model_core.engine.cohort import finished_cases, read_cohort
 from model_core.errors import MomeError
+from model_core.evaluation.predict import finished_cases, read_cohort
 from model_core.network.factory import untrained_model
 from model_core.phantom import write_cohort
 from model_core.weights.native import ModelCard, save_native
