@@ -76,11 +76,11 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
     model = pred.model
 
     def forward() -> Any:
-        with torch.inference_mode(), pred._amp():
+        with torch.inference_mode(), pred.amp():
             return model(**x)
 
     def cache() -> Any:
-        with pred._amp():
+        with pred.amp():
             return build_cache(model, [([(0, -1)], x)])
 
     fwd_s, fwd_runs, _ = _timed(forward, r, sync)
@@ -88,12 +88,12 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
     sub_s: dict[str, float] = {}
     for s in SUBSETS:
         def one(s: tuple[str, ...] = s) -> Any:
-            with pred._amp():
+            with pred.amp():
                 return subset_logits(model, c, s)
         sub_s[subset_key(s)] = _timed(one, r, sync)[0]
 
     def all8() -> Any:
-        with pred._amp():
+        with pred.amp():
             return subset_values(model, build_cache(model, [([(0, -1)], x)]))
 
     all8_s, _, _ = _timed(all8, r, sync)

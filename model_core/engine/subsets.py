@@ -23,6 +23,7 @@ import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -213,3 +214,26 @@ def n_available(cache_modalities: Iterable[str], subsets: Iterable[str | Iterabl
     """How many of ``subsets`` are computable with the modalities present (for step planning)."""
     have = set(cache_modalities)
     return sum(1 for s in subsets if set(canonical(s)) <= have)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What :meth:`Predictor.subsets` computes from a subset cache.
+
+    Attributes:
+        subsets: subset key -> probability averaged over the TTA versions (``None``: a modality is absent).
+        shapley: modality -> exact Shapley value; shapley_check: the efficiency check.
+        modalities: the modalities present; tta: the full set's per-version spread.
+    """
+
+    subsets: dict[str, float | None]
+    shapley: dict[str, float]
+    shapley_check: dict[str, Any]
+    modalities: tuple[str, ...]
+    tta: dict[str, Any]
+
+    @property
+    def probability(self) -> float:
+        p = self.subsets[subset_key(self.modalities)]
+        assert p is not None
+        return p

@@ -142,10 +142,11 @@ def test_native_model_card_threshold_drives_the_decision(case, tmp_path) -> None
     save_native(model, tmp_path / "m.safetensors", card)
     pred = Predictor.from_native(tmp_path / "m.safetensors", device="cpu")
     prepared = pred.prepare(case.study)
-    down = pred.run(prepared, birads="4b", options=RunOptions(explain=False))
+    down = pred.run_prepared(prepared, birads="4b", options=RunOptions(explain=False))
     assert down.probability == pytest.approx(p, abs=1e-6)
     assert down.decision["status"] == "downgrade_candidate" and down.decision["tau"] == pytest.approx(p + 0.01)
-    assert pred.run(prepared, birads="5", options=RunOptions(explain=False)).decision["status"] == "not_applicable"
+    five = pred.run_prepared(prepared, birads="5", options=RunOptions(explain=False))
+    assert five.decision["status"] == "not_applicable"
     assert down.provenance["model"]["sha256"] == card.weights_sha256
     assert down.provenance["model"]["source"] == "m.safetensors"
 
@@ -161,14 +162,14 @@ def test_ready_canvases_run_without_preprocessing(predictor) -> None:
     g = torch.Generator().manual_seed(2)
     x = {"dce": torch.randn(1, 6, *CFG.sizes["dce"], generator=g),
          "t2": torch.randn(1, 1, *CFG.sizes["t2"], generator=g)}
-    r = predictor.run(x, options=FAST, birads="4")
+    r = predictor.run_canvases(x, options=FAST, birads="4")
     with torch.no_grad():
         p = float(predictor.model(**x).softmax(-1)[0, 1])
     assert r.probability == pytest.approx(p, abs=1e-6) and r.modalities == ("dce", "t2")
     assert r.saliency["dce"].space == "canvas" and r.saliency["dce"].data.shape == CFG.sizes["dce"]
     assert r.decision["status"] == "no_calibrated_threshold"
     with pytest.raises(ValueError, match="tta='none'"):
-        predictor.run(x, tta="interactive")
+        predictor.run_canvases(x, options=RunOptions(tta="interactive"))
 
 
 def test_from_official_checkpoint(case, tmp_path, result) -> None:
@@ -179,3 +180,17 @@ def test_from_official_checkpoint(case, tmp_path, result) -> None:
     assert r.probability == pytest.approx(result.probability, abs=1e-6)
     assert r.provenance["model"]["source"] == "authors.pth" and r.decision["status"] in (
         "not_applicable", "no_calibrated_threshold")
+
+
+def test_stage_methods_one_by_one_give_the_run(predictor, case, result) -> None:
+    """A GUI worker calls the stages one at a time; together they give what run() gives."""
+    prepared = predictor.prepare(case.study)
+    cache = predictor.encode(prepared, options=FAST)
+    scores = predictor.subsets(cache, FAST)
+    assert scores.probability == result.probability and scores.subsets == result.subsets
+    assert scores.shapley == result.shapley and scores.tta == result.tta
+    info, saliency = predictor.explain(prepared, FAST)
+    assert info["n_steps"] == result.explain["n_steps"] and set(saliency) == set(result.saliency)
+    for m, s in saliency.items():
+        assert np.array_equal(s.data, result.saliency[m].data)
+    assert predictor.decide(scores.probability, case.study.clinical.birads, FAST.tta) == result.decision
