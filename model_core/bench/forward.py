@@ -9,18 +9,19 @@ different machines can be compared.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from model_core import Mome, MomeConfig
+from model_core.bench.child import run_child
+from model_core.runtime import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5, budget_s: float
     """
     import torch
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     out: dict[str, float] = {}
     for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         size = n
@@ -87,9 +88,7 @@ def run_forward_case(case: ForwardCase) -> dict[str, Any]:
     """Run one case in this process and return its figures (called in the child)."""
     import torch
 
-    from model_core import Mome, MomeConfig
-
-    torch.set_num_threads(case.threads)
+    set_threads(case.threads)
     torch.manual_seed(case.seed)
     cfg = MomeConfig.preset(case.preset)
     dev = torch.device(case.device)
@@ -129,17 +128,6 @@ def run_forward_case(case: ForwardCase) -> dict[str, Any]:
     return res
 
 
-def _child(kind: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "model_core.bench.forward", kind, json.dumps(payload)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {**payload, "error": f"timed out after {timeout:.0f} s"}
-    if proc.returncode != 0:
-        return {**payload, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def machine_info(threads: int) -> dict[str, Any]:
     import torch
 
@@ -163,7 +151,7 @@ def bench_forward(
     """
     report: dict[str, Any] = {"machine": machine_info(threads)}
     if device == "cpu":
-        report["matmul"] = _child("matmul", {"threads": threads}, timeout)
+        report["matmul"] = run_child("matmul", {"threads": threads}, timeout)
     cases = []
     for dt in dtypes:
         for att in attention:
@@ -180,7 +168,7 @@ def bench_forward(
             continue
         if progress:
             progress(f"{case.preset} {case.dtype} {case.attention}")
-        results.append(_child("forward", asdict(case), timeout))
+        results.append(run_child("forward", asdict(case), timeout))
     report["forward"] = results
     fp32 = next((r for r in results if r.get("dtype") == "fp32" and r.get("attention") == "segment"
                  and "forward_s_median" in r), None)
@@ -189,23 +177,3 @@ def bench_forward(
             r["delta_p_vs_fp32_segment"] = round(max(abs(a - b) for a, b in
                                                      zip(r["p_malignant"], fp32["p_malignant"], strict=True)), 6)
     return report
-
-
-def _main(argv: Sequence[str]) -> int:
-    kind, payload = argv[0], json.loads(argv[1])
-    if kind == "matmul":
-        res: dict[str, Any] = matmul_gflops(int(payload["threads"]))
-    elif kind == "forward":
-        res = run_forward_case(ForwardCase(**payload))
-    elif kind == "inference":
-        from model_core.bench.inference import InferenceCase, run_inference_case
-
-        res = run_inference_case(InferenceCase(**payload))
-    else:
-        raise SystemExit(f"unknown bench kind {kind!r}")
-    sys.stdout.write(json.dumps(res) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))

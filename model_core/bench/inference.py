@@ -18,6 +18,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
+
+from model_core.bench.child import run_child
+from model_core.engine.demo import untrained_preprocess
+from model_core.engine.predictor import Predictor, RunOptions
+from model_core.engine.subsets import SUBSETS, build_cache, subset_key, subset_logits, subset_values
+from model_core.network.config import MomeConfig
+from model_core.network.factory import untrained_model
+from model_core.phantom import generate_study
+from model_core.preprocessing.tta import fit, tta_canvases
+from model_core.runtime import Runtime
+
 
 @dataclass(frozen=True)
 class InferenceCase:
@@ -48,22 +60,27 @@ def _timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> tup
     return statistics.median(times), [round(t, 4) for t in times], out
 
 
+def _tta_throughput(pred: Predictor, prepared: Any, kind: Any, reps: int, sync: Callable[[], None]) -> dict[str, Any]:
+    """Encoding ``kind``'s TTA versions and the 8 subsets from that cache: seconds and versions per second."""
+    def enc() -> Any:
+        return pred.encode(prepared, kind)
+
+    t_s, _, tc = _timed(enc, reps, sync)
+
+    def subs() -> Any:
+        return [pred.subset_probability(tc, s) for s in SUBSETS]
+
+    s8_s, _, _ = _timed(subs, reps, sync)
+    return {"versions": tc.n_versions, "encode_s": round(t_s, 3), "versions_per_s": round(tc.n_versions / t_s, 2),
+            "subsets8_s": round(s8_s, 3)}
+
+
 def run_inference_case(case: InferenceCase) -> dict[str, Any]:
     """Run the case in this process and return its figures (called in the child)."""
-    import torch
-
-    from model_core.engine.demo import untrained_preprocess
-    from model_core.engine.predictor import Predictor, RunOptions
-    from model_core.engine.subsets import SUBSETS, build_cache, subset_key, subset_logits, subset_values
-    from model_core.network.config import MomeConfig
-    from model_core.network.factory import untrained_model
-    from model_core.phantom import generate_study
-    from model_core.preprocessing.tta import fit, tta_canvases
-
-    torch.set_num_threads(case.threads)
+    runtime = Runtime(case.device, case.dtype, case.threads)  # type: ignore[arg-type]
+    runtime.apply_threads()
     cfg = MomeConfig.preset(case.preset)
-    pred = Predictor(untrained_model(cfg), device=case.device, dtype=case.dtype,  # type: ignore[arg-type]
-                     threads=case.threads, keep_cache=False,
+    pred = Predictor(untrained_model(cfg), runtime=runtime, keep_cache=False,
                      preprocess_options=untrained_preprocess(case.preset))
     dev = pred.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -124,18 +141,8 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
                     "ig_internal_batch": ig_opt.ig_internal_batch})
 
     for kind in ("interactive", "full") if case.tta_full else ("interactive",):
-        reps = r if kind == "interactive" else 1
-        def enc(kind: Any = kind) -> Any:
-            return pred.encode(prepared, kind)
-
-        t_s, _, tc = _timed(enc, reps, sync)
-
-        def subs(tc: Any = tc) -> Any:
-            return [pred.subset_probability(tc, s) for s in SUBSETS]
-
-        s8_s, _, _ = _timed(subs, reps, sync)
-        res.setdefault("tta_throughput", {})[kind] = {"versions": tc.n_versions, "encode_s": round(t_s, 3),
-                              "versions_per_s": round(tc.n_versions / t_s, 2), "subsets8_s": round(s8_s, 3)}
+        res.setdefault("tta_throughput", {})[kind] = _tta_throughput(pred, prepared, kind,
+                                                                     r if kind == "interactive" else 1, sync)
 
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if dev.type == "cuda":
@@ -149,11 +156,9 @@ def bench_inference(
 ) -> dict[str, Any]:
     """The inference benchmark in a clean child process (see the module docstring); targets are in the
     report next to the figures."""
-    from model_core.bench.forward import _child
-
     case = InferenceCase(preset, threads, repeats, ig_steps, repeats if ig_repeats is None else ig_repeats,
                          tta_full, device, dtype)
-    res = _child("inference", asdict(case), timeout)
+    res = run_child("inference", asdict(case), timeout)
     res["targets"] = {"subset_full_over_forward": "<= 0.3", "all8_in_forwards": "<= 2.5",
                       "run_no_tta_no_ig_s": "<= 1 s (demo preset, CPU)", "toggle_s": "<= 0.2 s",
                       "ig_relative_error": "< 0.05 at 32 steps"}

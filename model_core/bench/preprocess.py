@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from model_core.network.config import MomeConfig
+from model_core.preprocessing.preprocess import preprocess
+from model_core.preprocessing.tta import center
 from model_core.studies.study import Study, Volume
 
 logger = logging.getLogger(__name__)
@@ -132,10 +135,6 @@ def bench_preprocess(repeats: int = 3, sizes: Any = None, study: Study | None = 
         JSON-able dict: median seconds per stage, ``total_exact``/``total_fast`` (preprocess + canvas,
         wall) and ``cpu_total_*`` (process CPU seconds), the load average, shapes, and the runs.
     """
-    from model_core.network.config import MomeConfig
-    from model_core.preprocessing.preprocess import preprocess
-    from model_core.preprocessing.tta import center
-
     if sizes is None:
         sizes = MomeConfig().sizes
     if study is None:

@@ -24,6 +24,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from model_core.engine.subsets import subset_key
 from model_core.weights.native import RESEARCH_USE
 
 SCHEMA = "napari-mome-result/1"
@@ -149,8 +150,6 @@ class Result:
     def subset_probability(self, modalities: str | Iterable[str]) -> float | None:
         """Probability with only ``modalities`` (``"dce+t2"``, ``("dwi",)``, ``"none"``); ``None`` when the
         study lacks one of them. A dictionary lookup: every subset was computed at Run time."""
-        from model_core.engine.subsets import subset_key
-
         return self.subsets[subset_key(modalities)]
 
     @property

@@ -33,7 +33,9 @@ import torch
 
 from model_core.evaluation.cohort import check_unique_ids, read_cohort_rows
 from model_core.network.config import MODALITIES
-from model_core.preprocessing.preprocess import PreprocessOptions
+from model_core.preprocessing.preprocess import PreprocessOptions, preprocess
+from model_core.preprocessing.tta import center, fit, random_augment
+from model_core.studies import read_study
 from model_core.train.options import TaskSpec, TrainError
 
 log = logging.getLogger(__name__)
@@ -129,10 +131,6 @@ def _sizes_json(sizes: Sizes) -> str:
 
 def _prepare_one(study_path: str, entry: str, sizes_json: str, options_json: str) -> str:
     """Read, preprocess and fit one study; write ``entry/{modality}.npy`` (runs in a worker process)."""
-    from model_core.preprocessing.preprocess import preprocess
-    from model_core.preprocessing.tta import fit
-    from model_core.studies import read_study
-
     sizes = {m: tuple(v) for m, v in json.loads(sizes_json).items()}
     prepared = preprocess(read_study(study_path), sizes, PreprocessOptions.from_dict(json.loads(options_json)))
     fitted = fit(prepared, sizes)
@@ -239,13 +237,9 @@ class CaseDataset:
 
     def train_item(self, i: int, rng: np.random.Generator) -> tuple[Inputs, torch.Tensor]:
         """Augmented inputs ``modality -> (1, C, X, Y, Z)`` (random pad, one of 6 flips) and label ``(1,)``."""
-        from model_core.preprocessing.tta import random_augment
-
         canv = random_augment(rng, self.cache.load(self.cases[i]), self.cache.sizes)
         return self._tensors(canv, MODALITIES), torch.tensor([self.cases[i].label])
 
     def eval_item(self, i: int, modalities: Sequence[str] = MODALITIES) -> Inputs:
         """Validation/test inputs (resize rule + centred pad, no flip), ``None`` for modalities left out."""
-        from model_core.preprocessing.tta import center
-
         return self._tensors(center(self.cache.load(self.cases[i]), self.cache.sizes), modalities)

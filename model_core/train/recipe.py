@@ -24,6 +24,9 @@ from torch import nn
 from model_core.network.config import MomeConfig
 from model_core.network.mome import Mome
 from model_core.train.options import InitSpec, TrainError, TrainOptions
+from model_core.weights.beit3 import load_beit3_pretrained
+from model_core.weights.native import load_native
+from model_core.weights.official import load_official_state_dict, safe_torch_load, unwrap_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +58,7 @@ def _new_head(model: Mome, num_classes: int) -> None:
 
 def _load_mome(path: str, cfg: MomeConfig) -> tuple[Mome, list[str]]:
     """A MOME model from native safetensors (config from its card) or the authors' ``.pth`` (``cfg``)."""
-    from model_core.weights.official import load_official_state_dict, safe_torch_load, unwrap_state_dict
-
     if path.endswith(".safetensors"):
-        from model_core.weights.native import load_native
-
         model, card = load_native(path)
         notes = [f"loaded native model {Path(path).name} (sha256 {card.weights_sha256[:12]})"]
         if dict(model.cfg.sizes) != dict(cfg.sizes):
@@ -109,8 +108,6 @@ def build_model(cfg: MomeConfig, init: InitSpec, seed: int = 0, num_classes: int
         report.notes.append(f"{'authors' if init.scheme == 'authors' else 'Xavier'} init; frozen modules untied "
                             "(one copy per modality); all parameters trained")
     elif init.kind == "beit3":
-        from model_core.weights.beit3 import load_beit3_pretrained
-
         assert init.path is not None
         model = Mome(cfg.replace(num_classes=num_classes))
         report.notes.append(load_beit3_pretrained(model, init.path).summary())

@@ -19,6 +19,7 @@ import torch
 import model_core
 from model_core.network.config import MomeConfig
 from model_core.preprocessing.preprocess import PreprocessOptions
+from model_core.runtime import Runtime
 from model_core.train import ddp
 from model_core.train.data import CaseCache, CaseDataset, cohort_is_synthetic, cohort_record, read_cohorts
 from model_core.train.kfold import fold_split
@@ -128,9 +129,15 @@ def _card_factory(spec: RunSpec, opts: TrainOptions, model: torch.nn.Module, tra
     return make
 
 
-def train(spec: RunSpec, opts: TrainOptions, dist: ddp.DistInfo | None = None) -> TrainResult:
-    """Train (or resume) one model; see the module docstring. Returns the :class:`TrainResult`."""
+def train(spec: RunSpec, opts: TrainOptions, dist: ddp.DistInfo | None = None,
+          runtime: Runtime | None = None) -> TrainResult:
+    """Train (or resume) one model; see the module docstring. Returns the :class:`TrainResult`.
+
+    ``runtime``: its thread count is applied for the whole run (training runs on the CPU).
+    """
     dist = dist or ddp.DistInfo()
+    if runtime is not None:
+        runtime.apply_threads()
     out = Path(spec.out_dir)
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
