@@ -126,6 +126,22 @@ class _Renderer:
         return self._cache[key]
 
 
+def _volume(data: np.ndarray, aff: np.ndarray, **meta: Any) -> Volume:
+    return Volume(np.ascontiguousarray(data, dtype=np.float32), aff.copy(), source="phantom", meta=meta)
+
+
+def _clinical(truth: CaseTruth, prof: SiteProfile) -> ClinicalInfo:
+    """The clinical facts a reader would have: BI-RADS, age and the phantom's description."""
+    return ClinicalInfo(
+        birads=truth.birads,
+        age=truth.age,
+        extra={
+            "birads_subcategory": truth.birads_subcategory, "bpe": truth.bpe, "density": truth.density,
+            "field_strength": truth.field_strength, "site": prof.name, "phantom": True,
+        },
+    )  # fmt: skip
+
+
 def generate_study(
     seed: int,
     site: str | SiteProfile = "ds1",
@@ -164,9 +180,6 @@ def generate_study(
         aff = grid_affine(s, centre)
         return aff, s.shape, Axes.from_affine(aff, s.shape)
 
-    def vol(data: np.ndarray, aff: np.ndarray, **meta: Any) -> Volume:
-        return Volume(np.ascontiguousarray(data, dtype=np.float32), aff.copy(), source="phantom", meta=meta)
-
     # DCE
     aff, shape, axes = grid(proto.dce)
     maps = render.maps(aff, shape, dce=True)
@@ -174,16 +187,16 @@ def generate_study(
     clean = dce_images(maps, truth, params, prof.post_times_s, prof.dce_fat_sat)
     times = (0.0, *prof.post_times_s)
     dce = [
-        vol(add_noise(noise_rng, img, proto.noise_dce, bias), aff, role="dce", phase=p, time_s=times[p],
+        _volume(add_noise(noise_rng, img, proto.noise_dce, bias), aff, role="dce", phase=p, time_s=times[p],
             series_description="DCE pre" if p == 0 else f"DCE post{p}")
         for p, img in enumerate(clean)
     ]  # fmt: skip
-    mask = vol(lesion_mask(maps["lesion"]), aff, role="mask")
+    mask = _volume(lesion_mask(maps["lesion"]), aff, role="mask")
     # DWI
     aff, shape, axes = grid(proto.dwi)
     bias = anat.bias(axes, prof.bias_amplitude)
     dwi = {
-        b: vol(add_noise(noise_rng, img, proto.noise_dwi, bias, rician=True), aff, role="dwi", b_value=b,
+        b: _volume(add_noise(noise_rng, img, proto.noise_dwi, bias, rician=True), aff, role="dwi", b_value=b,
                series_description=f"DWI b{int(b)}")
         for b, img in dwi_images(render.maps(aff, shape), truth, params, prof.b_values, anat.fgt_adc).items()
     }  # fmt: skip
@@ -191,25 +204,17 @@ def generate_study(
     aff, shape, axes = grid(proto.t2)
     bias = anat.bias(axes, prof.bias_amplitude)
     t2_clean = t2_image(render.maps(aff, shape), truth, params, prof.t2_fat_sat)
-    t2 = vol(add_noise(noise_rng, t2_clean, proto.noise_t2, bias), aff, role="t2", series_description="T2")
+    t2 = _volume(add_noise(noise_rng, t2_clean, proto.noise_t2, bias), aff, role="t2", series_description="T2")
     # T1 (optional)
     t1 = None
     if (proto.t1 is not None) if with_t1 is None else with_t1:
         aff, shape, axes = grid(proto.t1 or proto.t2)
         bias = anat.bias(axes, prof.bias_amplitude)
         t1_clean = t1_image(render.maps(aff, shape), params)
-        t1 = vol(
+        t1 = _volume(
             add_noise(noise_rng, t1_clean, proto.noise_t1, bias), aff, role="t1", series_description="T1"
         )
-    clinical = ClinicalInfo(
-        birads=truth.birads,
-        age=truth.age,
-        extra={
-            "birads_subcategory": truth.birads_subcategory, "bpe": truth.bpe, "density": truth.density,
-            "field_strength": truth.field_strength, "site": prof.name, "phantom": True,
-        },
-    )  # fmt: skip
-    study = Study(dce=dce, dwi=dwi, t2=t2, t1=t1, clinical=clinical, study_id=case_id)
+    study = Study(dce=dce, dwi=dwi, t2=t2, t1=t1, clinical=_clinical(truth, prof), study_id=case_id)
     return PhantomCase(
         study=study, mask=mask, truth=truth, site=prof, seed=int(seed), scale=float(scale),
         lesion_centre_mm=tuple(float(v) for v in lesion.centre),  # type: ignore[arg-type]

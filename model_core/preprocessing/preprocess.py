@@ -48,6 +48,7 @@ import numpy as np
 from model_core.errors import PreprocessError
 from model_core.preprocessing.breast_mask import BreastMask, MaskOptions, choose_mask_source, compute_breast_mask
 from model_core.preprocessing.intensity import DCE_PHASES, interpolate_phases, phase_weights, standardize
+from model_core.preprocessing.record import ModalityRecord
 from model_core.studies.geometry import AxisMap, Size3, zoom_linear
 from model_core.studies.study import Study, Volume
 
@@ -105,72 +106,6 @@ class PreprocessOptions:
     def from_dict(cls, d: Mapping[str, Any]) -> PreprocessOptions:
         kw = dict(d)
         kw["mask_options"] = MaskOptions(**kw.get("mask_options", {}))
-        return cls(**kw)
-
-
-@dataclass(frozen=True)
-class ModalityRecord:
-    """Everything done to one modality, enough to map prepared indices back to native ones exactly.
-
-    Attributes:
-        modality: ``"dce"``, ``"dwi"`` or ``"t2"``.
-        reference: which Study volume defines the native grid (``"dce[0]"``, ``"dwi[b=800]"``, ``"t2"``).
-        native_shape: spatial shape of that volume's array.
-        native_affine: its 4x4 voxel -> RAS mm affine (nested tuples).
-        crop_start, crop_stop: the crop box in native voxels (``stop`` exclusive).
-        shape: spatial shape of the prepared array (after any resampling of the crop).
-        channels: C of the prepared array.
-        masked: whether voxels outside the breast mask were zeroed.
-        norm_mean, norm_std: the standardisation (one value, or one per channel).
-        steps: a human-readable list of what was done.
-        extra: modality details (phase count and weights, b-value, resampling factors).
-    """
-
-    modality: str
-    reference: str
-    native_shape: Size3
-    native_affine: tuple[tuple[float, ...], ...]
-    crop_start: Size3
-    crop_stop: Size3
-    shape: Size3
-    channels: int
-    masked: bool
-    norm_mean: tuple[float, ...]
-    norm_std: tuple[float, ...]
-    steps: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def affine(self) -> np.ndarray:
-        """The reference volume's affine (voxel -> RAS mm), float64 (4, 4)."""
-        return np.asarray(self.native_affine, dtype=np.float64)
-
-    @property
-    def crop_shape(self) -> Size3:
-        return tuple(b - a for a, b in zip(self.crop_start, self.crop_stop, strict=True))  # type: ignore[return-value]
-
-    def index_map(self) -> AxisMap:
-        """Prepared index -> native index (un-resample, then un-crop)."""
-        return AxisMap.corner_zoom(self.crop_shape, self.shape).then(AxisMap.shift(self.crop_start))
-
-    @property
-    def prepared_affine(self) -> np.ndarray:
-        """Voxel -> RAS mm affine of the prepared array's grid."""
-        return self.affine @ self.index_map().matrix()
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("native_shape", "crop_start", "crop_stop", "shape", "norm_mean", "norm_std", "steps"):
-            d[k] = list(d[k])
-        d["native_affine"] = [list(r) for r in self.native_affine]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModalityRecord:
-        kw = dict(d)
-        for k in ("native_shape", "crop_start", "crop_stop", "shape", "norm_mean", "norm_std", "steps"):
-            kw[k] = tuple(kw[k])
-        kw["native_affine"] = tuple(tuple(float(v) for v in r) for r in kw["native_affine"])
         return cls(**kw)
 
 
@@ -309,6 +244,75 @@ def _t2_shape(vol: Volume, crop_shape: Size3, opt: PreprocessOptions) -> tuple[S
     return tuple(max(1, int(round(c * v))) for c, v in zip(crop_shape, f, strict=True)), f  # type: ignore[return-value]
 
 
+def _prepare_modality(study: Study, modality: str, bmask: BreastMask | None, opt: PreprocessOptions
+                      ) -> tuple[np.ndarray, ModalityRecord, np.ndarray | None]:
+    """One modality on its reference grid: crop, (DCE subtraction / T2 resampling), mask, standardise.
+
+    Returns:
+        the array ``(C, X, Y, Z)``, its record, and the breast mask on its grid (``None`` when not masked).
+    """
+    if modality == "dce":
+        ref, reference = study.dce[0], "dce[0]"  # type: ignore[index]
+    elif modality == "dwi":
+        b = float(study.highest_b)  # type: ignore[arg-type]
+        ref, reference = study.dwi[b], f"dwi[b={b:g}]"
+    else:
+        ref, reference = study.t2, "t2"
+    assert ref is not None
+    start, stop, masked = _box(ref, modality, bmask, opt)
+    sl = _slices(start, stop)
+    crop_shape: Size3 = tuple(b - a for a, b in zip(start, stop, strict=True))  # type: ignore[assignment]
+    steps = [f"crop {list(start)}:{list(stop)} of {list(ref.spatial_shape)}"]
+    extra: dict[str, Any] = {}
+    owned = True
+    if modality == "dce":
+        arr, extra, more = _dce_array(study, sl, opt)
+        steps += more
+    elif modality == "dwi":
+        arr, owned = ref.data[sl][None], False
+        extra["b_value"] = b
+        steps.append(f"highest b-value image (b={b:g} of {sorted(study.dwi)})")
+    else:
+        shape, factors = _t2_shape(ref, crop_shape, opt)
+        extra["resample_factors"] = factors
+        if shape != crop_shape:
+            arr = zoom_linear(ref.data[sl][None], shape)
+            steps.append(f"resampled {list(crop_shape)} -> {list(shape)} (linear, corner-aligned)")
+        else:
+            arr, owned = ref.data[sl][None], False
+    shape = tuple(arr.shape[1:])
+    rec_map = AxisMap.corner_zoom(crop_shape, shape).then(AxisMap.shift(start))
+    pmask = None
+    if masked:
+        assert bmask is not None
+        pmask = bmask.on_grid(ref.affine @ rec_map.matrix(), shape)
+        if owned:
+            arr *= pmask
+        else:
+            arr, owned = np.multiply(arr, pmask, dtype=np.float32), True
+        steps.append("outside the breast mask set to 0")
+    in_mask = pmask if opt.normalize_in_mask else None
+    inplace = owned and arr.dtype == np.float32
+    arr, means, stds = standardize(arr, opt.normalize, in_mask, inplace=inplace)
+    steps.append(f"standardised ({opt.normalize}{', in mask' if in_mask is not None else ''})")
+    record = ModalityRecord(
+        modality=modality,
+        reference=reference,
+        native_shape=ref.spatial_shape,
+        native_affine=tuple(tuple(float(v) for v in r) for r in ref.affine),
+        crop_start=start,
+        crop_stop=stop,
+        shape=shape,  # type: ignore[arg-type]
+        channels=int(arr.shape[0]),
+        masked=masked,
+        norm_mean=means,
+        norm_std=stds,
+        steps=tuple(steps),
+        extra=extra,
+    )
+    return arr, record, pmask
+
+
 def preprocess(study: Study, sizes: Any = None, options: PreprocessOptions | None = None) -> Prepared:
     """Preprocess a study (see the module docstring).
 
@@ -345,68 +349,10 @@ def preprocess(study: Study, sizes: Any = None, options: PreprocessOptions | Non
     masks: dict[str, np.ndarray] = {}
     for modality in study.modalities:
         t0 = time.perf_counter()
-        if modality == "dce":
-            ref, reference = study.dce[0], "dce[0]"  # type: ignore[index]
-        elif modality == "dwi":
-            b = float(study.highest_b)  # type: ignore[arg-type]
-            ref, reference = study.dwi[b], f"dwi[b={b:g}]"
-        else:
-            ref, reference = study.t2, "t2"
-        assert ref is not None
-        start, stop, masked = _box(ref, modality, bmask, opt)
-        sl = _slices(start, stop)
-        crop_shape: Size3 = tuple(b - a for a, b in zip(start, stop, strict=True))  # type: ignore[assignment]
-        steps = [f"crop {list(start)}:{list(stop)} of {list(ref.spatial_shape)}"]
-        extra: dict[str, Any] = {}
-        owned = True
-        if modality == "dce":
-            arr, extra, more = _dce_array(study, sl, opt)
-            steps += more
-        elif modality == "dwi":
-            arr, owned = ref.data[sl][None], False
-            extra["b_value"] = b
-            steps.append(f"highest b-value image (b={b:g} of {sorted(study.dwi)})")
-        else:
-            shape, factors = _t2_shape(ref, crop_shape, opt)
-            extra["resample_factors"] = factors
-            if shape != crop_shape:
-                arr = zoom_linear(ref.data[sl][None], shape)
-                steps.append(f"resampled {list(crop_shape)} -> {list(shape)} (linear, corner-aligned)")
-            else:
-                arr, owned = ref.data[sl][None], False
-        shape = tuple(arr.shape[1:])
-        rec_map = AxisMap.corner_zoom(crop_shape, shape).then(AxisMap.shift(start))
-        pmask = None
-        if masked:
-            assert bmask is not None
-            pmask = bmask.on_grid(ref.affine @ rec_map.matrix(), shape)
-            if owned:
-                arr *= pmask
-            else:
-                arr, owned = np.multiply(arr, pmask, dtype=np.float32), True
+        arrays[modality], records[modality], pmask = _prepare_modality(study, modality, bmask, opt)
+        if pmask is not None:
             masks[modality] = pmask
-            steps.append("outside the breast mask set to 0")
-        in_mask = pmask if opt.normalize_in_mask else None
-        inplace = owned and arr.dtype == np.float32
-        arr, means, stds = standardize(arr, opt.normalize, in_mask, inplace=inplace)
-        steps.append(f"standardised ({opt.normalize}{', in mask' if in_mask is not None else ''})")
-        arrays[modality] = arr
-        records[modality] = ModalityRecord(
-            modality=modality,
-            reference=reference,
-            native_shape=ref.spatial_shape,
-            native_affine=tuple(tuple(float(v) for v in r) for r in ref.affine),
-            crop_start=start,
-            crop_stop=stop,
-            shape=shape,  # type: ignore[arg-type]
-            channels=int(arr.shape[0]),
-            masked=masked,
-            norm_mean=means,
-            norm_std=stds,
-            steps=tuple(steps),
-            extra=extra,
-        )
         timings[modality] = time.perf_counter() - t0
-        logger.debug("%s prepared: %s", modality, "; ".join(steps))
+        logger.debug("%s prepared: %s", modality, "; ".join(records[modality].steps))
     timings["total"] = time.perf_counter() - t_start
     return Prepared(arrays, records, masks, bmask, size_map, opt, timings)
