@@ -7,6 +7,10 @@ bad inputs so that callers catching ``ValueError`` keep working.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 
 class MomeError(Exception):
     """Base class of every error raised on purpose by model_core."""
@@ -54,3 +58,11 @@ class PreprocessError(MomeError, ValueError):
 
 class Cancelled(MomeError):
     """Raised when a ``should_stop`` callback asked a long computation to stop."""
+
+
+def known_fields(cls: type, d: Mapping[str, Any], error: type[MomeError]) -> dict[str, Any]:
+    """``d`` as a dict of the dataclass ``cls``'s fields; ``error`` names any key that is not one."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise error(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    return dict(d)

@@ -7,9 +7,11 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from model_core.errors import MomeError
 from model_core.runtime import Runtime
 
 log = logging.getLogger("model_core")
@@ -34,6 +36,21 @@ def progress_logger(what: str) -> Any:
             last[:] = [stage, pct]
 
     return progress
+
+
+def run_alone(prog: str, description: str, configure: Callable[[argparse.ArgumentParser], None],
+              run: Callable[[argparse.Namespace], int], argv: Sequence[str] | None = None) -> int:
+    """One subcommand as its own program (``python -m ...``): parse, log to stderr, run; a
+    :class:`~model_core.errors.MomeError` is logged and gives exit code 2."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    configure(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except MomeError as exc:
+        log.error("%s", exc)
+        return 2
 
 
 def runtime_from_args(args: argparse.Namespace, device: str = "auto") -> Runtime:

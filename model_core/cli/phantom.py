@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from typing import Any
 
+from model_core.cli.common import run_alone
 from model_core.phantom.sites import SITES
 from model_core.phantom.writers import FORMATS
 
@@ -81,11 +81,7 @@ def add_subparser(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mome-phantom", description=__doc__.splitlines()[0])
-    configure(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    return run(args)
+    return run_alone("mome-phantom", __doc__.splitlines()[0], configure, run, argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_core.cli.common import command_line
+from model_core.cli.common import command_line, run_alone
 from model_core.network.config import MODALITIES
 from model_core.runtime import Runtime
 
@@ -180,14 +180,4 @@ def add_subparser(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m model_core.train ARGS`` = ``mome train ARGS`` (the torchrun entry point)."""
-    p = argparse.ArgumentParser(prog="python -m model_core.train", description=__doc__.splitlines()[0])
-    configure_train(p)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    from model_core.errors import MomeError
-
-    try:
-        return run_train(args)
-    except MomeError as exc:
-        log.error("%s", exc)
-        return 2
+    return run_alone("python -m model_core.train", __doc__.splitlines()[0], configure_train, run_train, argv)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from model_core.errors import ConfigError
+from model_core.errors import ConfigError, known_fields
 
 MODALITIES: tuple[str, str, str] = ("dce", "dwi", "t2")
 """Model call order. Branch A = DCE (with the CLS token), B = DWI, C = T2."""
@@ -122,11 +122,7 @@ class MomeConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MomeConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown MomeConfig fields: {sorted(unknown)}")
-        kw = dict(d)
+        kw = known_fields(cls, d, ConfigError)
         if "sizes" in kw:
             kw["sizes"] = {m: tuple(v) for m, v in kw["sizes"].items()}
         if "stem_widths" in kw:

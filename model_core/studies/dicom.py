@@ -36,14 +36,7 @@ from model_core.studies.dicom_headers import (
 )
 from model_core.studies.orient import lps_to_ras, reorient_to_ras
 from model_core.studies.study import Volume
-from model_core.studies.validate import (
-    DEFAULT_LIMITS,
-    ReadLimits,
-    check_affine,
-    check_finite,
-    check_shape,
-    reading,
-)
+from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, check_affine, check_finite, check_shape, reading
 
 logger = logging.getLogger(__name__)
 

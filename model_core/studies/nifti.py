@@ -38,14 +38,7 @@ from nibabel.spatialimages import HeaderDataError
 from model_core.errors import StudyReadError
 from model_core.studies.orient import reorient_to_ras
 from model_core.studies.study import Volume
-from model_core.studies.validate import (
-    DEFAULT_LIMITS,
-    ReadLimits,
-    check_affine,
-    check_finite,
-    check_shape,
-    reading,
-)
+from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, check_affine, check_finite, check_shape, reading
 
 logger = logging.getLogger(__name__)
 

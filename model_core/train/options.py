@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from model_core.errors import MomeError
+from model_core.errors import MomeError, known_fields
 
 ClassWeights = Literal["auto", "none", "balanced"]
 EpochEnd = Literal["carry", "step"]
@@ -223,11 +223,7 @@ class TrainOptions:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainOptions:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise TrainError(f"unknown TrainOptions fields: {sorted(unknown)}")
-        kw = dict(d)
+        kw = known_fields(cls, d, TrainError)
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
         return cls(**kw)
