@@ -1,8 +1,9 @@
-"""model_core: the Qt-free MOME package (network, checkpoints, studies, inference).
+"""model_core: the Qt-free MOME package (network, weights, studies, preprocessing, inference engine).
 
-Public API (fixed names, PRODUCT.md §4)::
+Public API::
 
-    from model_core import MomeConfig, Mome, load_official_state_dict
+    from model_core import MomeConfig, Mome, load_official_state_dict, Predictor, RunOptions, Result
+    from model_core import read_study, Study, Runtime
 
 Heavy submodules are imported lazily so that ``import model_core`` stays cheap and never touches Qt.
 """
@@ -24,6 +25,12 @@ _LAZY = {
     "load_native": "model_core.weights.native",
     "Study": "model_core.studies.study",
     "Volume": "model_core.studies.study",
+    "read_study": "model_core.studies",
+    "read_volume": "model_core.studies",
+    "Predictor": "model_core.engine.predictor",
+    "RunOptions": "model_core.engine.options",
+    "Result": "model_core.engine.result",
+    "Runtime": "model_core.runtime",
 }
 
 __all__ = ["MomeConfig", "__version__", *_LAZY]

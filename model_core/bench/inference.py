@@ -1,4 +1,4 @@
-"""``mome bench inference``: the costs of the analysis a user clicks for (PRODUCT §8), in one child process.
+"""``mome bench inference``: the costs of the analysis a user clicks for, in one child process.
 
 Everything is measured in the same process on the same phantom study so that ratios compare like with
 like: a full forward on the centred canvas; encoding (the cache) and one subset from the cache, as a

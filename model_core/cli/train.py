@@ -53,9 +53,9 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init", help="MOME model to fine-tune (native .safetensors or authors' .pth): frozen backbone")
     g.add_argument("--init-beit3", help="BEiT-3 checkpoint for the frozen backbone")
     g.add_argument("--scratch-init", default="authors", choices=["authors", "xavier"],
-                   help="initialisation when training from scratch (default authors; xavier trains, see "
-                        "scripts/train_demo.sh)")
-    r = p.add_argument_group("recipe (defaults: the paper, MOME_SPEC §11)")
+                   help="initialisation when training from scratch (default authors; xavier trains from "
+                        "scratch, see docs/demo_model.md)")
+    r = p.add_argument_group("recipe (defaults: the paper's, docs/model.md)")
     r.add_argument("--epochs", type=int, default=100)
     r.add_argument("--accumulation", type=int, default=32, help="samples per optimizer step (batch 1 each)")
     r.add_argument("--lr", type=float, default=1e-4)
@@ -65,7 +65,7 @@ def configure_train(p: argparse.ArgumentParser) -> None:
                    help="auto: balanced for tnbc/pcr (paper's weighted softmax), none for malignancy")
     r.add_argument("--modality-dropout", type=float, default=0.0, metavar="P",
                    help="show a training sample with a random proper subset of its sequences with probability P "
-                        "(not in the paper; default 0, as for the demo model: see scripts/train_demo.sh)")
+                        "(not in the paper; default 0)")
     r.add_argument("--single-loss", type=float, default=0.0, metavar="W",
                    help="add W x the mean loss of each present sequence alone (fused from the same encoding) to "
                         "every sample's loss (not in the paper; default 0)")

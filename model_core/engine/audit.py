@@ -1,4 +1,4 @@
-"""Append-only audit log: one JSON line per run (STYLE_AND_RELIABILITY_NOTES §2.5, check R2).
+"""Append-only audit log: one JSON line per run.
 
 Off unless a path is given (``Predictor(audit_log=...)``, ``mome demo --audit PATH``) or the environment
 variable ``MOME_AUDIT_LOG`` names a file; :func:`default_audit_path` suggests

@@ -1,4 +1,4 @@
-"""The BI-RADS 4 biopsy-downgrade rule and its calibration (PRODUCT §5).
+"""The BI-RADS 4 biopsy-downgrade rule and its calibration.
 
 **Rule.** For a BI-RADS 4 study (4, 4a, 4b, 4c) with malignancy probability ``p`` and the model card's
 threshold ``tau``: ``p < tau`` -> "downgrade candidate: biopsy may be avoidable; decision support only";

@@ -1,4 +1,4 @@
-"""``mome demo``: a synthetic study through the whole pipeline (PRODUCT §2, flow 1), no files needed.
+"""``mome demo``: a synthetic study through the whole pipeline, no files needed.
 
 A phantom study (fixed seed) is analysed by the shipped demo model (``resources/demo.safetensors`` +
 ``demo.card.json``: trained on synthetic phantoms, not for clinical use) when it is present, otherwise by an
@@ -27,14 +27,12 @@ from model_core.weights.native import RESEARCH_USE
 log = logging.getLogger(__name__)
 
 DEMO_SEED = 1
-"""A benign BI-RADS 4 phantom (ds1), chosen for the downgrade use case. The current demo model gives it
-p 0.039, just above its BI-RADS 4 threshold (0.030), so the demo shows "biopsy supported". Of the benign
-BI-RADS 4 phantoms among seeds 0-39 (1, 15, 17, 18, 37) the model downgrades one: ``mome demo --seed 15``
-(p 0.029) shows the downgrade path."""
+"""A benign BI-RADS 4 phantom (ds1), for the downgrade use case. The shipped demo model gives it p 0.039,
+just above its BI-RADS 4 threshold (0.030), so the demo shows "biopsy supported"; ``mome demo --seed 15``
+(benign BI-RADS 4, p 0.029) shows the downgrade path."""
 DEMO_IG_STEPS = 64
-"""IG steps of the demo. With the shipped demo model the completeness error on the demo case is 4.1 % at 64
-steps (6 s, with a training run beside it); with earlier demo models it ranged from 1 % to 124 % between
-phantoms and step counts. The error is printed with every result."""
+"""IG steps of the demo: with the shipped demo model the completeness error on the demo case is 4.1 % at 64
+steps. The error is printed with every result."""
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 DEMO_WEIGHTS = RESOURCES / "demo.safetensors"
 UNTRAINED = "UNTRAINED network: numbers are meaningless"

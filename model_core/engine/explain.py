@@ -1,4 +1,4 @@
-"""Integrated-gradients saliency with captum (PRODUCT §5), mapped back to each input's native voxel grid.
+"""Integrated-gradients saliency with captum, mapped back to each input's native voxel grid.
 
 * **Target**: the malignancy logit margin ``F(x) = logit_1 - logit_0`` (the log-odds of the probability).
 * **Inputs**: the three canvases *jointly* (one IG path from the zero baseline to the input in every
@@ -13,12 +13,10 @@
   integrals), only the quadrature differs. Why: every tokenizer starts with a bias-free conv followed by
   InstanceNorm, which is scale invariant, so ``F(alpha * x)`` is nearly constant for ``alpha > 1e-3`` and
   the whole ``F(x) - F(0)`` accrues at ``alpha ~ 1e-9 .. 1e-3`` (the three InstanceNorms leave their linear
-  regime one after the other). Uniform Gauss-Legendre with 32 points leaves 80-96 % completeness error
-  on MOME (measured: demo preset 96 %, tiny 81 %); the graded path 0.2 % (demo) and 5 % (tiny), measured
-  when the demo preset's stems were 64/128. With the current demo preset (stems 16/32) the error at 32 steps
-  varies widely between studies and weights (0.4 % to several hundred % on three phantoms, untrained and
-  an earlier shipped model's weights; largest where ``F(x) - F(0)`` is small), and more decades do not fix
-  it consistently: read ``relative_error`` of each result, and use more steps (``mome demo`` uses 64).
+  regime one after the other), which uniform Gauss-Legendre points on [0, 1] almost all miss. The
+  remaining error varies widely between studies and weights (largest where ``F(x) - F(0)`` is small) and
+  more decades do not fix it consistently: read ``relative_error`` of each result, and use more steps
+  (``mome demo`` uses 64).
   ``decades=0`` is plain captum IG over [0, 1].
 * **Completeness**: captum's convergence delta ``sum(attr) - (F(x) - F(0))`` is reported, with
   ``relative_error = |delta| / |F(x) - F(0)|`` (``F(x)`` and ``F(0)`` are the two forwards captum runs for

@@ -1,4 +1,4 @@
-"""Exact Shapley values over the three modalities, and global Shapley over many results (PRODUCT §5).
+"""Exact Shapley values over the three modalities, and global Shapley over many results.
 
 Players are the modalities (DCE, DWI, T2); the value of a coalition ``S`` is the malignancy probability
 with only the modalities in ``S`` (``v(∅)`` = the CLS-only forward, the model's prior). With ``n`` players

@@ -1,7 +1,7 @@
 """The subset cache: every modality encoded once, any modality subset evaluated from the cache.
 
 Layers ``0 .. split_layers-1`` attend within each modality, so each modality's output after them (its
-*segment*) does not depend on the others (MOME_SPEC §12, PRODUCT §5). :func:`build_cache` runs
+*segment*) does not depend on the others (docs/model.md, *Missing modalities*). :func:`build_cache` runs
 :meth:`Mome.encode` once per batch of canvases (one row per TTA version) and keeps the segments; any subset
 then costs only the fusion layers (:meth:`Mome.fuse`): a toggle or a Shapley value never re-runs a
 tokenizer.

@@ -1,4 +1,4 @@
-"""``mome predict``: a cohort CSV through the Predictor into a JSON-lines file, resumable (PRODUCT §2, flow 2).
+"""``mome predict``: a cohort CSV through the Predictor into a JSON-lines file, resumable.
 
 The CSV needs a ``path`` column (a study folder, relative to the CSV's folder or absolute) and may have a
 ``case_id`` column (default: the row number); :func:`model_core.phantom.write_cohort` writes such files.

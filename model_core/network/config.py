@@ -1,6 +1,6 @@
 """Model configuration: a frozen dataclass plus named presets.
 
-``MomeConfig()`` with no arguments is the paper's base model (MOME_SPEC §1). Spatial sizes are canvas
+``MomeConfig()`` with no arguments is the paper's base model (docs/model.md, *Network*). Spatial sizes are canvas
 sizes ``(X, Y, Z)`` per modality; every axis must be a multiple of 16 (the tokenizer maps n -> n/16).
 """
 
@@ -153,10 +153,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU-friendly: the fixture widths, narrower stems (16, 32: half the cost of a training step) and no
     # stochastic depth (trained from scratch on a few hundred phantoms), on canvases that hold the phantom
     # world's breast crop of every sequence at about native resolution (crop X 122-159, Y 22-56 voxels:
-    # Y 48 instead of 96 halves the tokenizer cost, which is mostly zero padding otherwise). The demo model
-    # crops DWI too (``mome train --crop dce dwi t2``, recorded in its card): an uncropped DWI needs a
-    # 128 x 96 canvas for the whole field of view. A 64 x 48 x 16 DWI canvas left lesions a few voxels wide,
-    # too small for the stride-16 tokenizer to learn from (see model_core.phantom.sites).
+    # Y 48 instead of 96 halves the tokenizer cost, which is mostly zero padding otherwise). The DWI canvas
+    # holds the breast crop (``mome train --crop dce dwi t2``, recorded in the demo model's card); an
+    # uncropped DWI would need a 128 x 96 canvas for the whole field of view.
     "demo": {
         "embed_dim": 64,
         "num_heads": 4,

@@ -1,4 +1,4 @@
-"""One MOME encoder layer (MOME_SPEC §4-§6).
+"""One MOME encoder layer (docs/model.md, *Network*).
 
 The sequence is one tensor ``(B, L, D)`` laid out ``[DCE+CLS | DWI | T2]`` with segment lengths
 ``(L_A, L_B, L_C)`` (0 = modality absent). Every LayerNorm, projection and FFN is a :class:`Multiway`.

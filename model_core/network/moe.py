@@ -1,4 +1,4 @@
-"""Adapters: the per-modality bottleneck adapter and the soft-MoE adapter (MOME_SPEC §7-§8)."""
+"""Adapters: the per-modality bottleneck adapter and the soft-MoE adapter (docs/model.md, *Network*)."""
 
 from __future__ import annotations
 

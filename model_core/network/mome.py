@@ -1,4 +1,4 @@
-"""The MOME network (MOME_SPEC §2-§12): three tokenizers, a 12-layer multiway encoder, CLS head.
+"""The MOME network (docs/model.md): three tokenizers, a 12-layer multiway encoder, CLS head.
 
 Call order is ``(dce, dwi, t2)``; each input is ``(B, C, X, Y, Z)`` at the configured canvas size or
 ``None`` (absent modality = zero-length token segment). Without DCE the CLS token stays (position row 1 of
@@ -33,7 +33,8 @@ TRAINABLE_MARKERS: tuple[str, ...] = (
     "beit3.dce_embed.", "beit3.dwi_embed.", "beit3.t2_embed.", "beit3.encoder.embed_positions.",
     ".MLP_Adapter.", "fc_norm.", "head.",
 )
-"""Key substrings of the parameters the paper trains; every other parameter is frozen (MOME_SPEC §11)."""
+"""Key substrings of the parameters the paper trains; every other parameter is frozen (docs/model.md,
+*Training recipe*)."""
 
 
 def is_trainable_key(key: str) -> bool:
@@ -100,7 +101,7 @@ class Mome(nn.Module):
         cfg: configuration (``MomeConfig()`` = the paper's base model).
         tied: store frozen multiway copies once (the state after BEiT-3 initialisation). Loading a
             checkpoint with unequal copies unties them automatically.
-        init: apply the authors' initialisation (MOME_SPEC §10); otherwise PyTorch defaults.
+        init: apply the authors' initialisation (docs/model.md, *Training recipe*); otherwise PyTorch defaults.
     """
 
     def __init__(self, cfg: MomeConfig | None = None, *, tied: bool = True, init: bool = True) -> None:
@@ -117,7 +118,7 @@ class Mome(nn.Module):
     def reset_parameters(self) -> None:
         """The authors' init: Linear trunc-normal(0.02, +-0.02), bias 0; LN 1/0; adapter ``D_fc2`` = 0
         (adapters output exactly 0); head x 0.001. Convs, CLS, position tables and MoE keep their
-        own init (MOME_SPEC §10)."""
+        own init (docs/model.md, *Training recipe*)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02, a=-0.02, b=0.02)
@@ -147,7 +148,7 @@ class Mome(nn.Module):
             m.tie()
 
     def named_parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
-        """``{"trainable": [...], "frozen": [...]}``: the paper's split (MOME_SPEC §11)."""
+        """``{"trainable": [...], "frozen": [...]}``: the paper's split (docs/model.md, *Training recipe*)."""
         groups: dict[str, list[tuple[str, nn.Parameter]]] = {"trainable": [], "frozen": []}
         for n, p in self.named_parameters():
             groups["trainable" if is_trainable_key(n) else "frozen"].append((n, p))

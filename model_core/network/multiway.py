@@ -1,6 +1,6 @@
 """Multiway (A/B/C) containers: one copy of a module per modality branch.
 
-A = DCE (incl. CLS), B = DWI, C = T2 (MOME_SPEC §4). The token sequence is one tensor ``(B, L, D)`` laid
+A = DCE (incl. CLS), B = DWI, C = T2 (docs/model.md, *Network*). The token sequence is one tensor ``(B, L, D)`` laid
 out ``[A | B | C]`` with segment lengths ``(L_A, L_B, L_C)`` (0 for an absent modality); a multiway
 module applies branch ``w`` to segment ``w``.
 

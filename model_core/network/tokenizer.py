@@ -1,4 +1,4 @@
-"""3-D convolutional tokenizer ("stem") of one modality (MOME_SPEC §2).
+"""3-D convolutional tokenizer ("stem") of one modality (docs/model.md, *Network*).
 
 ``(B, C, X, Y, Z) -> (B, N, D)`` with ``N = prod(ceil(n / 16))`` tokens, flattened row-major over
 ``(X', Y', Z')`` with ``Z'`` fastest. Three convs (k3 s2 p1, no bias) each followed by InstanceNorm

@@ -43,7 +43,7 @@ Evidence split (``python -m model_core.evaluation.separability --site ds1 --n 20
 features inside the true mask, 5-fold logistic). ds1: single features AUROC 0.93 (DCE washout), 0.92
 (initial rise), 0.79 (shape irregularity), 0.96 (DWI ADC), 0.95 (T2 darkness); logistic on the DCE
 features 0.974, DCE + DWI 0.998, DCE + T2 0.992, all 1.000 (BI-RADS 4 only: 0.90 -> 1.00); median
-generation 0.24 s per study with two training runs beside it. These features
+generation 0.24 s per study. These features
 are measured inside the true mask; a network must also find the lesion, which is why the DWI lesion is
 made conspicuous at high b (bright against FGT and skin; see :mod:`.params`), as in clinical DWI.
 """

@@ -1,29 +1,14 @@
 """Every number of the phantom world's generative model, in one place.
 
 The class-conditional distributions below decide how much each sequence says about malignancy (see the
-package docstring for the whole generative story). They were tuned so that, on the ``ds1`` site, hand
-features computed inside the true lesion mask give single-feature AUROCs between ~0.5 and ~0.92 and a
-cross-validated logistic model on all of them beats the DCE-only one by a clear margin: DCE 0.962,
-DCE+DWI 0.977, DCE+T2 0.978, all 0.990 (300 cases, seed 0, scale 0.6: ``python -m
-model_core.evaluation.separability --site ds1 --n 300``). A first tuning (DCE 0.90, all 0.95) was hard
-enough that the demo network, trained from scratch on a few hundred cases, could not approach the
-issue-5 targets; the classes were pulled apart (kinetics, peak, wash-in time, size, ADC, T2 ratio) while
-keeping DCE the strongest sequence and each sequence imperfect (``tests/model_core/phantom/test_world.py``).
-Since then DWI got finer grids and weaker T2 shine-through (``Tissues.lesion_s0_t2_exponent``), and then a
-more conspicuous lesion at high b (lesion S0 0.50 -> 0.75, FGT ADC 1.9 -> 2.1, skin S0 0.30 -> 0.15): the
-demo network trained on DWI alone (breast-cropped DWI, 600 cases) had kept its output constant (val AUROC
-0.55-0.58 after 1.5 epochs), because a lesion barely brighter than FGT and skin looked like noise to it at
-first and it learnt to ignore the sequence; after the change it reached 0.75 after 1 epoch and 0.89 after
-3. The class difference (ADC) is unchanged. Then the T2 ratio classes were pulled apart (benign median 1.65 ->
-1.85, malignant 0.95 -> 0.82; TNBC unchanged at 1.30), meant to give T2 evidence a network can find (the
-demo network's T2 had the smallest Shapley share). The demo model still does not read T2. Fat-suppressed
-T2 at ds1 and ds2, and T2 lesions 2-5x brighter than FGT, did not change that and were not kept: a more
-conspicuous T2 lesion is not enough (figures in ``scripts/train_demo.sh``). Then every lesion was made
-30 % larger (diameter medians benign 11.5 -> 15.0 mm, malignant 18.0 -> 23.4, TNBC 20.0 -> 26.0; the
-class ratio, so size's own AUROC, is unchanged) and the ADC classes a little further apart (benign 1.50 ->
-1.53, malignant 0.98 -> 0.96): on the DWI grid (2.8 x 2.8 x 4.5 mm) a 5-12 mm lesion is 2-4 voxels
-across, partial volume dimmed small low-ADC lesions towards their tissue, and the demo network's DWI and
-DCE readings failed on the same small cancers. Current figures are in the package docstring.
+package docstring for the whole generative story). On the ``ds1`` site, hand features computed inside the
+true lesion mask give single-feature AUROCs between ~0.5 and ~0.96, and a cross-validated logistic model on
+all of them beats the DCE-only one by a clear margin, with DCE the strongest sequence and each sequence
+imperfect (``python -m model_core.evaluation.separability --site ds1 --n 300``;
+``tests/model_core/phantom/test_world.py`` holds the bounds). The DWI lesion is conspicuous at high b
+(lesion S0 0.75, FGT ADC 2.1, skin S0 0.15) and T2 shine-through is weak
+(``Tissues.lesion_s0_t2_exponent``), so that a network can find the lesion on DWI; how these values were
+reached is in ``docs/demo_model.md``.
 
 Units: diameters in mm; times in s after contrast injection; enhancement ``E`` in units of a reference
 T1 signal (0.4, the fibroglandular pre-contrast level), so ``E = 1`` is roughly a 100 % signal increase;

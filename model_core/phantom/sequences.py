@@ -11,9 +11,9 @@ For a voxel with tissue fractions ``f_t`` (partial volumes) the noise-free signa
   enhancement is its truth curve times a spatial factor (homogeneous ~1; heterogeneous: random field;
   rim: core x ``rim_core_enhancement``).
 * DWI at b: ``sum_t f_t S0_t exp(-b ADC_t)`` (partial volumes mix signals, not ADCs). Lesion
-  ``S0 = S0_lesion * t2_ratio ** lesion_s0_t2_exponent`` (weak T2 shine-through: with the earlier
-  exponent 0.35 the T2-bright benign lesions' higher S0 cancelled a third of their higher ADC in the
-  highest-b image, the model's only DWI input).
+  ``S0 = S0_lesion * t2_ratio ** lesion_s0_t2_exponent`` (weak T2 shine-through, so that the T2-bright
+  benign lesions' higher S0 does not cancel their higher ADC in the highest-b image, the model's only DWI
+  input).
 
 Every image is multiplied by a smooth coil-sensitivity field. Noise: DCE, T1 and T2 get ``|S + n|`` with
 Gaussian ``n`` (a folded normal: Rician in the background, Gaussian where SNR is high); DWI gets true Rician

@@ -4,7 +4,7 @@ Layout of one case folder (``write_case(case, out_dir)``)::
 
     out_dir/
       truth.json                  every label and latent lesion attribute (never read by the model)
-      nifti/                      a study folder (PRODUCT.md section 6)
+      nifti/                      a study folder
         study.json                manifest, see below
         dce_pre.nii.gz  dce_post1.nii.gz ... dce_postN.nii.gz     one 3-D file per DCE phase
         dwi_b0.nii.gz  dwi_b1000.nii.gz                           one 3-D file per b-value

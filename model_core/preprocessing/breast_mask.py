@@ -1,4 +1,4 @@
-"""A robust, simple 3-D breast mask (paper "Data preprocessing"; MOME_SPEC §14).
+"""A robust, simple 3-D breast mask (paper "Data preprocessing").
 
 The paper builds 2-D breast masks per slice from T1 (boundaries + morphology, after Zhou et al.), stacks
 them and smooths the stack with a 3-D Gaussian (gamma = 20, unit unstated); the mask crops the scans

@@ -1,4 +1,4 @@
-"""The model canvas: the authors' resize rule, pad ops and flip ops (MOME_SPEC §11, §13), bit-exact.
+"""The model canvas: the authors' resize rule, pad ops and flip ops (docs/model.md, *Canvas and TTA*), bit-exact.
 
 A prepared array ``(C, X, Y, Z)`` (cropped, standardised; see :mod:`model_core.preprocessing.preprocess`) becomes a
 canvas ``(C, *target)`` in three steps:

@@ -1,4 +1,4 @@
-"""Study -> model-ready arrays (paper "Data preprocessing"; MOME_SPEC §14; PRODUCT §7).
+"""Study -> model-ready arrays (paper "Data preprocessing"; docs/model.md, *Preprocessing*).
 
 :func:`preprocess` turns a :class:`~model_core.studies.study.Study` into one float32 array ``(C, X, Y, Z)`` per
 modality present (DCE C=6, DWI C=1, T2 C=1), cropped and standardised but not yet on the canvas (that

@@ -1,4 +1,4 @@
-"""Test-time augmentation, the val/test transform and training augmentation (MOME_SPEC §11, §13).
+"""Test-time augmentation, the val/test transform and training augmentation (docs/model.md, *Canvas and TTA*).
 
 A *version* is a pair ``(n, m)``: pad op n (0..8) then flip op m (0..5), the same pair for every modality,
 each modality on its own canvas. The paper averages the malignancy probability over all 54 versions
@@ -115,7 +115,7 @@ def random_augment(
     sizes: Mapping[str, Sequence[int]],
     method: ResizeMethod = "exact",
 ) -> dict[str, tuple[np.ndarray, CanvasRecord]]:
-    """Training augmentation (MOME_SPEC §11): resize rule -> random pad -> one random flip for all.
+    """Training augmentation (docs/model.md, *Training recipe*): resize rule -> random pad -> one random flip for all.
 
     Pad offsets are drawn independently per modality and axis, uniform in ``[0, f_i]`` inclusive (modalities
     in model order dce, dwi, t2); then one flip op is drawn uniformly from the 6 (never identity) and

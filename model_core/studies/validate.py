@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 1 << 30
 """Default cap on one volume's float32 size in memory (1 GiB), checked from the header before any read."""
 
-# Everything the libraries were seen to raise on bad input (STYLE_AND_RELIABILITY_NOTES §2.2), plus the
+# Everything the libraries were seen to raise on bad input, plus the
 # standard-library decoders we call ourselves. Library-specific classes are added by each reader.
 BOUNDARY_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

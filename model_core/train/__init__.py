@@ -1,4 +1,4 @@
-"""Training MOME with the paper's recipe (``mome train``; MOME_SPEC §10-§11).
+"""Training MOME with the paper's recipe (``mome train``; docs/model.md, *Training recipe*).
 
 Public API::
 

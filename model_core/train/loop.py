@@ -1,16 +1,14 @@
 """The training loop: batch 1, gradient accumulation, per-epoch cosine step, best-validation checkpoint.
 
-One epoch (MOME_SPEC §11): the training cases in a seeded random order (the same on every process; with
-``W`` processes each takes every ``W``-th, the order padded by wrap-around to a multiple of ``W``); per
-case one augmented forward/backward with ``loss / accumulation`` (options not in the paper: plus
-``single_loss`` times the mean loss of each present sequence alone and ``poe_loss`` times the loss of all
-of them against the product of the singles' posteriors; without DCE in the first ``branch_warmup``
-epochs); an optimizer step (after summing the gradients over processes) every
-``accumulation / W`` local cases; leftover gradients carried into the next epoch or stepped
-(``epoch_end``); the scheduler stepped; validation AUROC on centred inputs; the model saved as
-``best.safetensors`` when ``val_auroc >= best`` (ties go to the later epoch); the resumable state and
-``history.json`` written (rank 0 writes every file).
-"""
+One epoch (docs/model.md, *Training recipe*): the training cases in a seeded random order (the same on every
+process; with ``W`` processes each takes every ``W``-th, the order padded by wrap-around to a multiple of
+``W``); per case one augmented forward/backward with ``loss / accumulation`` (options not in the paper: plus
+``single_loss`` times the mean loss of each present sequence alone and ``poe_loss`` times the loss of all of
+them against the product of the singles' posteriors; without DCE in the first ``branch_warmup`` epochs); an
+optimizer step (after summing the gradients over processes) every ``accumulation / W`` local cases; leftover
+gradients carried into the next epoch or stepped (``epoch_end``); the scheduler stepped; validation AUROC on
+centred inputs; the model saved as ``best.safetensors`` when ``val_auroc >= best`` (ties go to the later
+epoch); the resumable state and ``history.json`` written (rank 0 writes every file)."""
 
 from __future__ import annotations
 

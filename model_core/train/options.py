@@ -1,4 +1,4 @@
-"""Options of ``mome train``: tasks, model initialisation and the paper's recipe (MOME_SPEC §11).
+"""Options of ``mome train``: tasks, model initialisation and the paper's recipe (docs/model.md, *Training recipe*).
 
 Every option object is a frozen dataclass that round-trips through plain JSON types (``to_dict`` /
 ``from_dict``), so that it can be stored in a resumable training state and in the model card.
@@ -61,11 +61,11 @@ class InitSpec:
     """Where the weights come from.
 
     ``scratch``: every modality with its own copy of every module, all parameters trained; ``scheme``
-    picks the initialisation: ``authors`` (MOME_SPEC §10: Linear trunc-normal 0.02 cut at +-0.02, head
-    x 0.001 - made for fine-tuning pretrained weights) or ``xavier`` (Xavier-uniform Linear weights and a
-    0.1-scaled Xavier head; adapters' output layers still start at 0). From scratch the authors' init
+    picks the initialisation: ``authors`` (docs/model.md, *Training recipe*: Linear trunc-normal 0.02 cut
+    at +-0.02, head x 0.001 - made for fine-tuning pretrained weights) or ``xavier`` (Xavier-uniform Linear
+    weights and a 0.1-scaled Xavier head; adapters' output layers still start at 0). From scratch the authors' init
     does not train: its head makes the backbone's gradients ~1e-3 of normal and the output stays
-    constant for hundreds of steps (measured on phantoms; see ``scripts/train_demo.sh``).
+    constant for hundreds of steps (docs/demo_model.md).
     ``beit3``: frozen backbone from a BEiT-3 checkpoint (``path``), the paper's
     trainable split. ``mome``: a MOME model (native ``.safetensors`` + card, or the authors' ``.pth``)
     loaded key for key (each modality's branches intact), frozen backbone, head re-initialised only when
@@ -112,9 +112,8 @@ class TrainOptions:
         save_dtype: dtype of the saved ``best.safetensors`` (``float16`` halves the file).
         modality_dropout: probability that a training sample is shown with a random proper, non-empty
             subset of its modalities (uniform over the 6, the others absent as at missing-modality
-            inference, MOME_SPEC §12) instead of all of them. Not in the paper (0 = the paper's recipe).
-            Meant to make a network use every sequence; on the demo phantoms, from scratch in 60 minutes,
-            it did not (measured in ``scripts/train_demo.sh``).
+            inference, docs/model.md, *Missing modalities*) instead of all of them. Not in the paper
+            (0 = the paper's recipe).
         single_loss: weight ``w`` of an auxiliary loss: the per-sample loss becomes
             ``CE(all) + w * mean_m CE(m alone)`` over the sample's present sequences ``m``, each single
             sequence fused from the same encoding (:meth:`Mome.fuse`, a few fusion layers each). Not in the
@@ -122,9 +121,6 @@ class TrainOptions:
         branch_warmup: the first ``branch_warmup`` epochs show every sample without DCE (DWI and T2 only,
             DCE absent as at missing-modality inference), so that the DWI/T2 branches and the fusion layers
             learn to read those sequences before DCE is shown. Not in the paper (0 = the paper's recipe).
-            The demo model uses both (``--branch-warmup 5 --single-loss 1``); with them alone it read DWI
-            (DWI alone AUROC ~0.85 on validation phantoms), but with DCE present its output followed DCE
-            (ds1 test DCE-only AUROC 0.013 below all; measured in ``scripts/train_demo.sh``).
         poe_loss: weight ``v`` of a product-of-experts target for the fused output: the per-sample loss adds
             ``v * BCE(l_all, sigmoid(prior + sum_m (l_m - prior)))``, ``l`` the class-1 log-odds of all
             present sequences and of each alone (detached), ``prior`` the training set's (0 with a balanced
@@ -132,21 +128,15 @@ class TrainOptions:
             given the class, which the phantom world's sequences are (their lesion attributes are drawn
             independently per class); on real data, where they are not, it would over-count shared
             evidence. Computed from the same encodings as ``single_loss``. Not in the paper (0 = the
-            paper's recipe). The demo model uses ``poe_loss=1``: on the phantom world before its T2
-            classes were pulled apart, the output then used DWI about as much as DCE (ds1 test mean
-            |Shapley| 0.23 vs 0.25) and the DCE-only gap grew on ds2/ds3 (0.018, 0.054) but not on ds1
-            (0.011); the shipped demo model's gaps are 0.027 (ds1) and 0.035 (ds2) (``scripts/train_demo.sh``).
+            paper's recipe).
         ema: decay ``D`` of an exponential moving average of the weights, updated after every optimizer
             step (:mod:`model_core.train.ema`); validation, the best-validation checkpoint and so the
-            exported model use the average. Not in the paper (0 = off, the paper's recipe). It did not
-            help the demo model (two seeds at ``D = 0.999``; figures in ``scripts/train_demo.sh``).
+            exported model use the average. Not in the paper (0 = off, the paper's recipe).
         balance_by: a numeric cohort column (e.g. ``lesion_diameter_mm``); from epoch ``balance_from`` (0-based)
             on, each epoch's cases are drawn with replacement so that the column says nothing about the label
             in what the network is shown (:mod:`model_core.train.balance`: ``balance_bins`` equal-count bins,
             each drawn equally often, each class half of every bin), and the prior of ``poe_loss`` is then
             0. ``None`` (the paper's recipe): every case once per epoch in a seeded order. Not in the paper.
-            Balancing the demo model's training against lesion size lowered its test AUROCs (ds1 0.934 and
-            0.924 for ``balance_from`` 5 and 0, against 0.949; ``scripts/train_demo.sh``).
         balance_bins, balance_from: see ``balance_by``.
     """
 

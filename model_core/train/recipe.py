@@ -1,4 +1,4 @@
-"""The paper's recipe as code (MOME_SPEC §10-§11): model initialisation, Adam + cosine, weighted CE.
+"""The paper's recipe as code (docs/model.md, *Training recipe*): model initialisation, Adam + cosine, weighted CE.
 
 * :func:`build_model` - from scratch (authors' init; every modality its own copy of every frozen module;
   all parameters trained), from BEiT-3 (frozen backbone) or from a MOME model (key for key, each

@@ -1,4 +1,4 @@
-"""Numerical parity with the authors' implementation (../shared/fixtures/mome_parity, MOME_SPEC §0)."""
+"""Numerical parity with the authors' implementation (../shared/fixtures/mome_parity; docs/model.md, *Parity*)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from model_core import Mome, MomeConfig, load_official_state_dict
 from model_core.network.multiway import BRANCHES
 from tests.conftest import shared_path
 
-TOL = 1e-4  # MOME_SPEC §0.5: fp32 CPU, max-abs, logits and every intermediate
+TOL = 1e-4  # fp32 CPU, max-abs, logits and every intermediate
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_removed_modality_variants(untied, fixture) -> None:
     assert _maxabs(untied(inp["dce"], t2=inp["t2"]), out["logits_dce_t2_removed_dwi"]) <= TOL
     zero = untied(inp["dce"], torch.zeros_like(inp["dwi"]), torch.zeros_like(inp["t2"]))
     assert _maxabs(zero, out["logits_dwi_t2_zero"]) <= TOL
-    # zero-filled volumes are not removal (MOME_SPEC §12)
+    # zero-filled volumes are not removal (docs/model.md, *Missing modalities*)
     assert _maxabs(zero, out["logits_dce_only_removed_tokens"]) > 1e-2
 
 

@@ -1,4 +1,4 @@
-"""The canvas transforms against the authors' TTA fixture (MOME_SPEC §0.6): all 324 arrays bit-exact."""
+"""The canvas transforms against the authors' TTA fixture: all 324 arrays bit-exact."""
 
 from __future__ import annotations
 
