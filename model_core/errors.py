@@ -60,6 +60,10 @@ class Cancelled(MomeError):
     """Raised when a ``should_stop`` callback asked a long computation to stop."""
 
 
+class TrainError(MomeError, ValueError):
+    """A training run or a labelled cohort cannot be used: bad cohort, labels, options or resume state."""
+
+
 def known_fields(cls: type, d: Mapping[str, Any], error: type[MomeError]) -> dict[str, Any]:
     """``d`` as a dict of the dataclass ``cls``'s fields; ``error`` names any key that is not one."""
     unknown = set(d) - {f.name for f in dataclasses.fields(cls)}

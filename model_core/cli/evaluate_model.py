@@ -52,6 +52,9 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model_core.engine.card import preprocess_options
+    from model_core.errors import TrainError
+    from model_core.evaluation.cases import CaseCache, CaseDataset, read_cohort
+    from model_core.evaluation.cohort import get_task
     from model_core.evaluation.evaluate_model import (
         EvalOptions,
         check_card_section,
@@ -61,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
         update_card,
         write_predictions,
     )
-    from model_core.train.data import CaseCache, CaseDataset, read_cohort
-    from model_core.train.options import TrainError, get_task
     from model_core.weights.native import load_native
 
     if args.card_section != "test" and (args.checks or not args.update_card):

@@ -3,7 +3,8 @@
 A cohort CSV (e.g. from ``mome phantom``) has a ``path`` column (the study folder, relative to the CSV's
 folder or absolute) and usually ``case_id`` plus label and description columns (``malignant``, ``tnbc``,
 ``pcr``, ``site``, ``birads``, ...). :func:`read_cohort_rows` is the one reader; ``mome predict``
-(:mod:`model_core.evaluation.predict`) and training (:mod:`model_core.train.data`) interpret its rows.
+(:mod:`model_core.evaluation.predict`) and labelled cohorts (:mod:`model_core.evaluation.cases`, for training
+and evaluation) interpret its rows; :class:`TaskSpec` says which label column a task reads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_core.errors import MomeError
+from model_core.errors import MomeError, TrainError
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,35 @@ def check_unique_ids(rows: Sequence[CohortRow], csv_path: str | os.PathLike[str]
         if r.case_id in seen:
             raise error(f"{csv_path}:{r.line}: duplicate case_id {r.case_id!r}")
         seen.add(r.case_id)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A binary task read from a cohort CSV.
+
+    Attributes:
+        name: ``malignancy``, ``tnbc`` or ``pcr``.
+        label: CSV column holding the 0/1 label (class 1 = positive).
+        malignant_only: keep only rows with ``malignant == 1`` (TNBC subtyping, pCR prediction).
+        weighted: whether ``class_weights="auto"`` uses the balanced (weighted-softmax) loss; the paper
+            weights the loss for TNBC and pCR only.
+    """
+
+    name: str
+    label: str
+    malignant_only: bool
+    weighted: bool
+
+
+TASKS: dict[str, TaskSpec] = {
+    "malignancy": TaskSpec("malignancy", "malignant", False, False),
+    "tnbc": TaskSpec("tnbc", "tnbc", True, True),
+    "pcr": TaskSpec("pcr", "pcr", True, True),
+}
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise TrainError(f"unknown task {name!r}; choose from {sorted(TASKS)}") from None

@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from model_core.errors import TrainError
+from model_core.evaluation.cases import CaseDataset, predict_cases
 from model_core.evaluation.metrics import bootstrap_auroc
 from model_core.network.mome import Mome
-from model_core.train.data import CaseDataset
-from model_core.train.loop import predict
-from model_core.train.options import TrainError
 from model_core.weights.native import ModelCard, card_path_for, load_native, read_card, save_native
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ def evaluate(model: Mome, cohorts: Mapping[str, CaseDataset], opts: EvalOptions 
     report = EvalReport()
     model.eval()
     for name, ds in cohorts.items():
-        scores = {s: predict(model, ds, modalities=mods, progress=progress, desc=f"{name} {s}")
+        scores = {s: predict_cases(model, ds, modalities=mods, progress=progress, desc=f"{name} {s}").numpy()
                   for s, mods in SUBSETS.items()}
         y = ds.labels
         entry: dict[str, Any] = {"n": len(ds), "n_positive": int(y.sum()),

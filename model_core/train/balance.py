@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model_core.train.data import CaseRef
+from model_core.evaluation.cases import CaseRef
 from model_core.train.ddp import pad_for_processes
 from model_core.train.options import TrainError
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,12 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from model_core.engine.subsets import SUBSETS, Subset
+from model_core.evaluation.cases import CaseDataset, case_bar, predict_cases
 from model_core.evaluation.metrics import auroc
 from model_core.network.config import MODALITIES
 from model_core.network.mome import Mome
 from model_core.train import ddp
 from model_core.train.balance import balance_weights, balanced_order, column_values
-from model_core.train.data import CaseDataset
 from model_core.train.ema import WeightAverage
 from model_core.train.options import TrainError, TrainOptions
 from model_core.train.recipe import loss_fn, trainable_parameters
@@ -131,27 +130,14 @@ def epoch_order(n: int, seed: int, epoch: int, world: int = 1) -> np.ndarray:
     return ddp.pad_for_processes(np.random.default_rng([seed, epoch]).permutation(n), world)
 
 
-@torch.no_grad()
 def predict(model: Mome, ds: CaseDataset, dist: ddp.DistInfo | None = None,
             modalities: Sequence[str] = MODALITIES, progress: bool = False, desc: str = "validate") -> np.ndarray:
     """Class-1 probabilities ``(N,)`` on centred inputs (eval mode; cases split over processes)."""
     dist = dist or ddp.DistInfo()
-    was_training = model.training
-    model.eval()
-    scores = torch.zeros(len(ds), dtype=torch.float64)
-    mine = range(dist.rank, len(ds), dist.world_size)
-    for i in _bar(mine, progress and dist.is_main, desc):
-        logits = model(**ds.eval_item(i, modalities))
-        scores[i] = torch.softmax(logits.double(), dim=1)[0, 1]
+    scores = predict_cases(model, ds, range(dist.rank, len(ds), dist.world_size), modalities,
+                           progress and dist.is_main, desc)
     ddp.allreduce_sum_(scores, dist)
-    model.train(was_training)
     return scores.numpy()
-
-
-def _bar(it: Any, enabled: bool, desc: str) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(it, desc=desc, unit="case", file=sys.stderr, disable=not enabled, dynamic_ncols=True, leave=False)
 
 
 @dataclass
@@ -231,7 +217,7 @@ class Trainer:
         total = torch.zeros(5, dtype=torch.float64)  # loss sum, samples, shown with a subset, single loss, poe loss
         steps = 0
         t0, c0 = time.perf_counter(), time.process_time()
-        bar = _bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}")
+        bar = case_bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}", leave=False)
         for i, idx in enumerate(bar):
             inputs, target = self.train_ds.train_item(int(idx), rng)
             keep = dropout_subset(drop_rng, opts.modality_dropout)

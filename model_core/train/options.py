@@ -1,4 +1,4 @@
-"""Options of ``mome train``: tasks, model initialisation and the paper's recipe (docs/model.md, *Training recipe*).
+"""Options of ``mome train``: model initialisation and the paper's recipe (docs/model.md, *Training recipe*).
 
 Every option object is a frozen dataclass that round-trips through plain JSON types (``to_dict`` /
 ``from_dict``), so that it can be stored in a resumable training state and in the model card.
@@ -12,48 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from model_core.errors import MomeError, known_fields
+from model_core.errors import TrainError, known_fields
+from model_core.evaluation.cohort import TaskSpec, get_task
 
 ClassWeights = Literal["auto", "none", "balanced"]
 EpochEnd = Literal["carry", "step"]
 InitKind = Literal["scratch", "beit3", "mome"]
 ScratchInit = Literal["authors", "xavier"]
-
-
-class TrainError(MomeError, ValueError):
-    """A training run cannot start or continue: bad cohort, labels, options or resume state."""
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A binary task read from a cohort CSV.
-
-    Attributes:
-        name: ``malignancy``, ``tnbc`` or ``pcr``.
-        label: CSV column holding the 0/1 label (class 1 = positive).
-        malignant_only: keep only rows with ``malignant == 1`` (TNBC subtyping, pCR prediction).
-        weighted: whether ``class_weights="auto"`` uses the balanced (weighted-softmax) loss; the paper
-            weights the loss for TNBC and pCR only.
-    """
-
-    name: str
-    label: str
-    malignant_only: bool
-    weighted: bool
-
-
-TASKS: dict[str, TaskSpec] = {
-    "malignancy": TaskSpec("malignancy", "malignant", False, False),
-    "tnbc": TaskSpec("tnbc", "tnbc", True, True),
-    "pcr": TaskSpec("pcr", "pcr", True, True),
-}
-
-
-def get_task(name: str) -> TaskSpec:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise TrainError(f"unknown task {name!r}; choose from {sorted(TASKS)}") from None
 
 
 @dataclass(frozen=True)

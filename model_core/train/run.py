@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 import model_core
+from model_core.evaluation.cases import CaseCache, CaseDataset, cohort_is_synthetic, cohort_record, read_cohorts
 from model_core.network.config import MomeConfig
 from model_core.preprocessing.preprocess import PreprocessOptions
 from model_core.runtime import Runtime
 from model_core.train import ddp
-from model_core.train.data import CaseCache, CaseDataset, cohort_is_synthetic, cohort_record, read_cohorts
 from model_core.train.kfold import fold_split
 from model_core.train.loop import STATE_FILE, Trainer, TrainResult
 from model_core.train.options import InitSpec, TrainError, TrainOptions

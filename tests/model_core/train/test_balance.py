@@ -6,12 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model_core.errors import TrainError
+from model_core.evaluation import cases as train_data
+from model_core.evaluation.cases import CaseRef, read_cohort
+from model_core.evaluation.cohort import get_task
 from model_core.evaluation.metrics import auroc
 from model_core.network.config import MomeConfig
-from model_core.train import data as train_data
 from model_core.train.balance import balance_weights, balanced_order, column_values
-from model_core.train.data import CaseRef, read_cohort
-from model_core.train.options import TrainError, TrainOptions, get_task
+from model_core.train.options import TrainOptions
 from model_core.train.run import RunSpec, train
 
 

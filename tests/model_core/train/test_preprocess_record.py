@@ -10,11 +10,12 @@ import pytest
 
 from model_core.engine.card import preprocess_options
 from model_core.engine.predictor import Predictor
-from model_core.errors import CheckpointError
+from model_core.errors import CheckpointError, TrainError
+from model_core.evaluation.cases import CaseCache, read_cohort
+from model_core.evaluation.cohort import get_task
 from model_core.preprocessing.preprocess import PreprocessOptions
 from model_core.studies import read_study
-from model_core.train.data import CaseCache, read_cohort
-from model_core.train.options import InitSpec, TrainError, get_task
+from model_core.train.options import InitSpec
 from model_core.train.recipe import build_model
 from model_core.weights.native import ModelCard, load_native, save_native
 

@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -30,13 +30,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from model_core.evaluation.cohort import check_unique_ids, read_cohort_rows
+from model_core.errors import TrainError
+from model_core.evaluation.cohort import TaskSpec, check_unique_ids, read_cohort_rows
 from model_core.network.config import MODALITIES
+from model_core.network.mome import Mome
 from model_core.preprocessing.preprocess import PreprocessOptions, preprocess
 from model_core.preprocessing.tta import center, fit, random_augment
 from model_core.studies import read_study
-from model_core.train.options import TaskSpec, TrainError
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +184,7 @@ class CaseCache:
         if not todo:
             return
         log.info("preprocessing %d of %d studies into %s", len(todo), len(cases), self.root)
-        bar = _bar(len(todo), progress, "preprocess")
+        bar = case_bar(None, progress, "preprocess", total=len(todo))
         jobs = [(c.path, str(self.entry(c)), self._sizes_json, self._options_json) for c in todo]
         try:
             if workers <= 1:
@@ -205,10 +207,11 @@ class CaseCache:
         return {m: np.load(e / f"{m}.npy", allow_pickle=False) for m in MODALITIES if (e / f"{m}.npy").is_file()}
 
 
-def _bar(total: int, enabled: bool, desc: str) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="case", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+def case_bar(items: Iterable[Any] | None, enabled: bool, desc: str, *, total: int | None = None,
+             leave: bool = True) -> Any:
+    """A progress bar over cases on stderr: over ``items``, or to a ``total`` advanced by hand."""
+    return tqdm(items, total=total, desc=desc, unit="case", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, leave=leave)
 
 
 Inputs = dict[str, torch.Tensor | None]
@@ -243,3 +246,19 @@ class CaseDataset:
     def eval_item(self, i: int, modalities: Sequence[str] = MODALITIES) -> Inputs:
         """Validation/test inputs (resize rule + centred pad, no flip), ``None`` for modalities left out."""
         return self._tensors(center(self.cache.load(self.cases[i]), self.cache.sizes), modalities)
+
+
+@torch.no_grad()
+def predict_cases(model: Mome, ds: CaseDataset, indices: Iterable[int] | None = None,
+                  modalities: Sequence[str] = MODALITIES, progress: bool = False, desc: str = "validate"
+                  ) -> torch.Tensor:
+    """Class-1 probabilities ``(N,)`` float64 of the cases ``indices`` (default all; the others stay 0) on
+    centred inputs, in eval mode."""
+    was_training = model.training
+    model.eval()
+    scores = torch.zeros(len(ds), dtype=torch.float64)
+    for i in case_bar(range(len(ds)) if indices is None else indices, progress, desc, leave=False):
+        logits = model(**ds.eval_item(i, modalities))
+        scores[i] = torch.softmax(logits.double(), dim=1)[0, 1]
+    model.train(was_training)
+    return scores

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from model_core.errors import TrainError
+from model_core.evaluation.cases import CaseCache, CaseDataset, cohort_is_synthetic, read_cohort
+from model_core.evaluation.cohort import get_task
 from model_core.network.config import MomeConfig
 from model_core.preprocessing.preprocess import preprocess
 from model_core.preprocessing.tta import center, fit, random_augment
 from model_core.studies import read_study
-from model_core.train.data import CaseCache, CaseDataset, cohort_is_synthetic, read_cohort
-from model_core.train.options import TrainError, get_task
 
 CSV = "case_id,path,malignant,tnbc,pcr\n"
 
