@@ -39,7 +39,7 @@ class Runtime:
     Attributes:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         dtype: ``"fp32"`` or ``"bf16"`` (autocast; weights stay fp32).
-        threads: torch CPU threads (``None``: leave as is).
+        threads: torch CPU threads (``None`` or 0: leave as is).
         deterministic: deterministic algorithms during calls; ``None``: on CUDA only (CPU kernels are
             already deterministic for a fixed thread count, and switching the mode on costs ~3 s the first
             time because it imports ``torch._inductor``).
@@ -53,8 +53,8 @@ class Runtime:
     def __post_init__(self) -> None:
         if self.dtype not in ("fp32", "bf16"):
             raise ConfigError(f"dtype must be 'fp32' or 'bf16', got {self.dtype!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.threads is not None and self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
 
     def torch_device(self) -> torch.device:
         dev = resolve_device(self.device)

@@ -69,8 +69,6 @@ from model_core.studies.study import Study
 from model_core.weights.native import ModelCard, load_native, sha256_file
 from model_core.weights.official import load_official_state_dict
 
-__all__ = ["TTA", "Predictor", "RunOptions", "Scores"]
-
 log = logging.getLogger(__name__)
 
 Canvases = Mapping[str, "torch.Tensor | None"]
@@ -115,7 +113,9 @@ class Predictor:
         self.device = self.runtime.torch_device()
         self.model = model.to(self.device).eval()
         self.card = card
-        self.preprocess_options = preprocess_options or card_preprocess_options(card)
+        if preprocess_options is None:
+            preprocess_options = card_preprocess_options(card)
+        self.preprocess_options = preprocess_options
         self.audit_log = Path(audit_log) if audit_log is not None else default_audit_path()
         self.threshold: Birads4Threshold | None = threshold_from_card(card)
         self.source = source
