@@ -47,7 +47,7 @@ from model_core.engine.decision import Birads4Threshold, decide, threshold_from_
 from model_core.engine.explain import integrated_gradients, n_batches, on_canvas, to_native
 from model_core.engine.options import TTA, RunOptions
 from model_core.engine.progress import ProgressFn, Steps, StopFn
-from model_core.engine.provenance import package_versions, preprocessing_facts, state_sha256, study_facts
+from model_core.engine.provenance import preprocessing_facts, run_provenance, state_sha256, study_facts
 from model_core.engine.result import Result, Saliency
 from model_core.engine.shapley import efficiency, shapley_values
 from model_core.engine.subsets import (
@@ -168,23 +168,7 @@ class Predictor:
 
     def provenance(self, options: RunOptions | None = None) -> dict[str, Any]:
         """Model id, versions, device, dtype, threads, determinism flags and settings."""
-        card = self.card
-        strict = self.runtime.strict(self.device)
-        dev: dict[str, Any] = {"device": str(self.device)}
-        if self.device.type == "cuda":
-            dev["device_name"] = torch.cuda.get_device_name(self.device)
-        return {
-            "model": {"name": card.name if card else "mome", "sha256": self.model_sha256, "source": self.source,
-                      "trained": bool(card and (card.training or card.metrics)), "config": self.cfg.to_dict()},
-            "versions": package_versions(), **dev, "dtype": self.dtype,
-            "threads": self.threads or torch.get_num_threads(),
-            "determinism": {"deterministic_algorithms": strict or torch.are_deterministic_algorithms_enabled(),
-                            "cudnn_benchmark": False if strict else torch.backends.cudnn.benchmark,
-                            "cpu_fixed_threads": self.device.type == "cpu",
-                            "float32_matmul_precision": torch.get_float32_matmul_precision()},
-            "settings": {**asdict(options or RunOptions()), "preprocess": self.preprocess_options.to_dict()},
-            "birads4_threshold": None if self.threshold is None else self.threshold.to_dict(),
-        }
+        return run_provenance(self, asdict(options or RunOptions()))
 
     # ------------------------------------------------------------------ stages
     def prepare(self, study: Study) -> Prepared:
