@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
+
+from model_core.evaluation.ranking import RankedRows
 
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +25,8 @@ def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties).
+    """Area under the ROC curve (Mann-Whitney U, ties counting one half; computed by
+    :class:`model_core.evaluation.ranking.RankedRows`, which the bootstrap uses too).
 
     Args:
         labels: ``(N,)`` 0/1. scores: ``(N,)``.
@@ -36,16 +38,12 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(_auroc_rows(y[None, :], s[None, :])[0])
 
 
 def _auroc_rows(y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Row-wise AUROC of ``(R, N)`` label and score matrices (every row holds both classes)."""
-    ranks = rankdata(s, axis=1)
-    n_pos = y.sum(axis=1)
-    n_neg = y.shape[1] - n_pos
-    return (np.where(y, ranks, 0.0).sum(axis=1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    """Row-wise AUROC of ``(R, N)`` label and score matrices (NaN for a row with one class)."""
+    return RankedRows.build(y, s).auroc()
 
 
 @dataclass(frozen=True)
