@@ -16,10 +16,15 @@ def run(args: argparse.Namespace) -> int:
 
     report: dict[str, Any] = {}
     args.what = args.what or ["forward"]
-    unknown = set(args.what) - {"forward", "preprocess", "inference"}
+    unknown = set(args.what) - {"forward", "preprocess", "inference", "evaluate"}
     if unknown:
-        log.error("unknown benchmark(s) %s; choose from forward, preprocess, inference", sorted(unknown))
+        log.error("unknown benchmark(s) %s; choose from forward, preprocess, inference, evaluate", sorted(unknown))
         return 2
+    if "evaluate" in args.what:
+        from model_core.bench.evaluate import bench_evaluate
+
+        log.info("bench evaluate (%d predictions, %d bootstrap replicates)", args.eval_cases, args.eval_resamples)
+        report["evaluate"] = bench_evaluate(args.eval_cases, args.eval_resamples)
     if "forward" in args.what:
         report.update(bench_forward(
             args.preset, args.dtypes.split(","), args.attention.split(","), args.threads, args.repeats,
@@ -48,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 def add_subparser(subparsers: Any) -> None:
     """Register the subcommand on the ``mome`` sub-parsers."""
     b = subparsers.add_parser("bench", help="speed and memory benchmarks (JSON on stdout)")
-    b.add_argument("what", nargs="*", help="forward, preprocess and/or inference (default: forward)")
+    b.add_argument("what", nargs="*", help="forward, preprocess, inference and/or evaluate (default: forward)")
     b.add_argument("--preset", default="base", help="model preset: base (paper), demo, fixture, tiny")
     b.add_argument("--dtypes", default="fp32,bf16", help="comma list of fp32,bf16")
     b.add_argument("--attention", default="segment,dense", help="comma list of segment,dense")
@@ -59,5 +64,7 @@ def add_subparser(subparsers: Any) -> None:
     b.add_argument("--ig-steps", type=int, default=32, help="inference: integrated-gradients steps")
     b.add_argument("--ig-repeats", type=int, default=None, help="inference: timed IG runs (default --repeats)")
     b.add_argument("--tta-full", action="store_true", help="inference: also time the 54-version TTA")
+    b.add_argument("--eval-cases", type=int, default=10_000, help="evaluate: predictions (default 10000)")
+    b.add_argument("--eval-resamples", type=int, default=1000, help="evaluate: bootstrap replicates (default 1000)")
     b.add_argument("--json", help="also write the report to this file")
     b.set_defaults(func=run)

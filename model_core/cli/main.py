@@ -1,5 +1,5 @@
 """The ``mome`` command line: one module per subcommand (``bench``, ``convert``, ``demo``, ``predict``,
-``phantom``, ``train``, ``evaluate-model``), each with ``add_subparser`` and ``run``.
+``phantom``, ``train``, ``evaluate-model``, ``evaluate``, ``reproduce-paper``), each with ``add_subparser`` and ``run``.
 
 Logging goes to stderr; machine-readable results (JSON) go to stdout.
 """
@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from model_core.cli import bench, convert, demo, evaluate_model, phantom, predict, train
+from model_core.cli import bench, convert, demo, evaluate, evaluate_model, phantom, predict, reproduce, train
 from model_core.errors import MomeError
 
 log = logging.getLogger("model_core")
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(research use only; not for clinical decisions).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (bench, convert, demo, predict, phantom, train, evaluate_model):
+    for module in (bench, convert, demo, predict, phantom, train, evaluate_model, evaluate, reproduce):
         module.add_subparser(sub)
     return parser
 
