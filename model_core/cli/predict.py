@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +14,57 @@ log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
+    """``mome predict``; under torchrun (``WORLD_SIZE`` > 1) each rank takes a shard and rank 0 merges
+    (:mod:`model_core.evaluation.shard`)."""
     from model_core.engine.predictor import Predictor, RunOptions
     from model_core.evaluation.predict import predict_cohort
     from model_core.network.config import MomeConfig
+    from model_core.train.ddp import barrier, init_distributed, shutdown
 
+    info = init_distributed("gloo")
+    if info.active and args.device == "auto":  # one GPU per rank when there are GPUs
+        import torch
+
+        args.device = f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"
     kw: dict[str, Any] = {"runtime": runtime_from_args(args), "audit_log": args.audit}
     if Path(args.checkpoint).suffix in (".pth", ".pt"):
         pred = Predictor.from_official(args.checkpoint, MomeConfig.preset(args.preset), **kw)
     else:
         pred = Predictor.from_native(args.checkpoint, **kw)
     opts = RunOptions(tta=args.tta, explain=args.explain, ig_steps=args.ig_steps)
-    counts = predict_cohort(pred, args.cohort, args.out, options=opts, saliency_dir=args.saliency_dir,
-                            progress=progress_logger("predict"))
-    emit({"cohort": args.cohort, "out": args.out, **counts}, None)
+    bar = sys.stderr.isatty() and not info.active
+    run_kw: dict[str, Any] = {"options": opts, "saliency_dir": args.saliency_dir,
+                              "progress": progress_bar("predict") if bar else progress_logger("predict")}
+    if info.active:
+        from model_core.evaluation.shard import predict_sharded
+
+        try:
+            counts = predict_sharded(pred, args.cohort, args.out, info.rank, info.world_size,
+                                     lambda: barrier(info), **run_kw)
+        finally:
+            shutdown(info)
+        if info.is_main:
+            emit({"cohort": args.cohort, "out": args.out, **counts}, None)
+    else:
+        counts = predict_cohort(pred, args.cohort, args.out, **run_kw)
+        emit({"cohort": args.cohort, "out": args.out, **counts}, None)
     return 0 if counts["errors"] == 0 else 1
+
+
+def progress_bar(what: str) -> Any:
+    """A progress callback drawing a tqdm bar on stderr (for a terminal)."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=what, unit="case", dynamic_ncols=True)
+
+    def progress(done: int, total: int, stage: str) -> None:
+        bar.total, bar.n = total, done
+        bar.set_postfix_str(stage, refresh=False)
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return progress
 
 
 def add_subparser(subparsers: Any) -> None:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +57,19 @@ def predict_cohort(
     predictor: Predictor, csv_path: str | os.PathLike[str], out_jsonl: str | os.PathLike[str], *,
     options: RunOptions | None = None, saliency_dir: str | os.PathLike[str] | None = None,
     progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+    shard: tuple[int, int] = (0, 1), done: Collection[str] = (),
 ) -> dict[str, Any]:
     """Analyse every unfinished case of the cohort; returns counts ``{"cases", "skipped", "done", "errors"}``.
+
+    ``shard=(rank, world)`` keeps manifest rows ``rank, rank + world, ...`` only; ``done``: case ids finished
+    elsewhere (skipped like those already in ``out_jsonl``); see :mod:`model_core.evaluation.shard`.
 
     Raises:
         Cancelled: ``should_stop`` said so (finished cases stay in the file; run again to resume).
     """
-    rows = read_cohort(csv_path)
-    done_before = finished_cases(out_jsonl)
+    rank, world = shard
+    rows = read_cohort(csv_path)[rank::world]
+    done_before = finished_cases(out_jsonl) | set(done)
     todo = [r for r in rows if r.case_id not in done_before]
     out = Path(out_jsonl)
     out.parent.mkdir(parents=True, exist_ok=True)
