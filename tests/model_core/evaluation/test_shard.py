@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model_core.evaluation.shard import merge_parts, part_path
-
 from model_core import MomeConfig
 from model_core.engine.result import VOLATILE
+from model_core.evaluation.shard import merge_parts, part_path
 from model_core.network.factory import untrained_model
 from model_core.phantom import write_cohort
 from model_core.weights.native import ModelCard, save_native
