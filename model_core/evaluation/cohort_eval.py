@@ -73,10 +73,12 @@ def _ranked_summary(y: np.ndarray, s: np.ndarray, reps: Mapping[str, np.ndarray]
     return {k: summarise(point[k], reps[k], level) for k in RANKED}
 
 
-def _main_column(c: CohortPredictions, st: EvaluateSettings, idx: np.ndarray) -> dict[str, Any]:
+def _main_column(c: CohortPredictions, st: EvaluateSettings, idx: np.ndarray,
+                 cache: dict[str, np.ndarray]) -> dict[str, Any]:
     y, s = c.labels, c.scores["model"]
     thresholds = (0.5,) if st.threshold is None or st.threshold == 0.5 else (0.5, st.threshold)
     reps = bootstrap_columns(y, {"model": s}, idx, lambda r: ranked_stats(r, thresholds, curves=True))["model"]
+    cache["model"] = reps["auroc"]
     out = _ranked_summary(y, s, reps, st.level)
     out["auroc"]["definition"] = "Mann-Whitney, ties half"
     out["pauroc_spec90"]["definition"] = "McClish-standardised area over FPR <= 0.1 (specificity >= 90 %)"
@@ -97,16 +99,25 @@ def _main_column(c: CohortPredictions, st: EvaluateSettings, idx: np.ndarray) ->
     return out
 
 
-def _paired(c: CohortPredictions, a: str, b: str, idx: np.ndarray, st: EvaluateSettings) -> dict[str, Any]:
-    """AUROC of columns ``a`` and ``b`` and of their difference on the cases both score (paired)."""
+def _paired(c: CohortPredictions, a: str, b: str, idx: np.ndarray, st: EvaluateSettings,
+            cache: dict[str, np.ndarray]) -> dict[str, Any]:
+    """AUROC of columns ``a`` and ``b`` and of their difference on the cases both score (paired).
+
+    ``cache``: AUROC replicates of columns over the cohort's resamples ``idx``, reused when every case
+    has both scores (so the same replicates as computing them again)."""
     m = _finite(c, a) & _finite(c, b)
     y = c.labels[m]
     out: dict[str, Any] = {"a": a, "b": b, "n": int(m.sum()), "n_positive": int(y.sum())}
     if y.all() or not y.any():
         return out
-    rows = idx if m.all() else resample_indices(y, idx.shape[0], st.seed)
-    reps = bootstrap_columns(y, {a: c.scores[a][m], b: c.scores[b][m]}, rows,
-                             lambda r: {"auroc": r.auroc()})
+    shared = bool(m.all())
+    rows = idx if shared else resample_indices(y, idx.shape[0], st.seed)
+    need = {k: c.scores[k][m] for k in (a, b) if not (shared and k in cache)}
+    reps = {k: {"auroc": v} for k, v in cache.items() if shared and k in (a, b)}
+    if need:
+        reps.update(bootstrap_columns(y, need, rows, lambda r: {"auroc": r.auroc()}))
+    if shared:
+        cache.update({k: v["auroc"] for k, v in reps.items()})
     pa = RankedRows.build(y, c.scores[a][m]).auroc()[0]
     pb = RankedRows.build(y, c.scores[b][m]).auroc()[0]
     d = reps[a]["auroc"] - reps[b]["auroc"]
@@ -116,12 +127,13 @@ def _paired(c: CohortPredictions, a: str, b: str, idx: np.ndarray, st: EvaluateS
     return out
 
 
-def _subsets(c: CohortPredictions, idx: np.ndarray, st: EvaluateSettings) -> list[dict[str, Any]]:
+def _subsets(c: CohortPredictions, idx: np.ndarray, st: EvaluateSettings,
+             cache: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     rows = []
     for col in (k for k in c.scores if k.startswith("subset:")):
         if not _finite(c, col).any() or col == "subset:none":
             continue
-        rec = _paired(c, col, "model", idx, st)
+        rec = _paired(c, col, "model", idx, st, cache)
         rec["subset"] = col.split(":", 1)[1]
         rows.append(rec)
     return rows
@@ -168,11 +180,12 @@ def evaluate_cohort(c: CohortPredictions, st: EvaluateSettings = EvaluateSetting
         raise MomeError(f"cohort {c.name!r}: {c.labels.size} scored cases of one class; AUROC and the bootstrap "
                         "need both")
     idx = resample_indices(c.labels, st.n_resamples, st.seed)
+    cache: dict[str, np.ndarray] = {}
     log.info("%s: %d cases (%d positive), %d resamples", c.name, c.labels.size, int(c.labels.sum()), idx.shape[0])
     out: dict[str, Any] = {"name": c.name, "n": int(c.labels.size), "n_positive": int(c.labels.sum()),
                            "n_failed": len(c.failed), "failed": c.failed, "n_unlabelled": c.unlabelled,
-                           "model": _main_column(c, st, idx), "subsets": _subsets(c, idx, st),
-                           "comparisons": [_paired(c, a, b, idx, st) for a, b in st.compare
+                           "model": _main_column(c, st, idx, cache), "subsets": _subsets(c, idx, st, cache),
+                           "comparisons": [_paired(c, a, b, idx, st, cache) for a, b in st.compare
                                            if a in c.scores and b in c.scores],
                            "decision_curves": _decision(c, idx, st), "subgroups": _subgroups(c, st)}
     out["readers"] = {r: reader_comparison(c.labels, c.scores["model"], c.columns[r], n_resamples=st.n_resamples,
