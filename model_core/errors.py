@@ -70,3 +70,15 @@ def known_fields(cls: type, d: Mapping[str, Any], error: type[MomeError]) -> dic
     if unknown:
         raise error(f"unknown {cls.__name__} fields: {sorted(unknown)}")
     return dict(d)
+
+
+class CardIntegrityError(IntegrityError):
+    """A model card's content does not match its seal (``card_sha256``): it was edited after sealing,
+    or it was never sealed. Re-seal a deliberate edit with ``mome card seal PATH``."""
+
+
+class BudgetError(MomeError, ValueError):
+    """An input or configuration would need more memory than the stated budget allows.
+
+    The message names the limit, the amount asked for and how to raise the limit.
+    """

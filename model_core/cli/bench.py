@@ -16,9 +16,10 @@ def run(args: argparse.Namespace) -> int:
 
     report: dict[str, Any] = {}
     args.what = args.what or ["forward"]
-    unknown = set(args.what) - {"forward", "preprocess", "inference", "evaluate"}
+    unknown = set(args.what) - {"forward", "preprocess", "inference", "evaluate", "read"}
     if unknown:
-        log.error("unknown benchmark(s) %s; choose from forward, preprocess, inference, evaluate", sorted(unknown))
+        log.error("unknown benchmark(s) %s; choose from forward, preprocess, inference, evaluate, read",
+                  sorted(unknown))
         return 2
     if "evaluate" in args.what:
         from model_core.bench.evaluate import bench_evaluate
@@ -38,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
         Runtime("cpu", threads=args.threads).apply_threads()
         log.info("bench preprocess (paper-size study, %s canvases)", args.preset)
         report["preprocess"] = bench_preprocess(args.repeats, MomeConfig.preset(args.preset).sizes)
+    if "read" in args.what:
+        from model_core.bench.read import bench_read
+        from model_core.network.config import MomeConfig
+
+        log.info("bench read: peak memory of reading and preprocessing (%s)", args.corpus or "synthetic corpus")
+        report["read"] = bench_read(args.corpus, MomeConfig.preset(args.preset).sizes, args.scale)
     if "inference" in args.what:
         from model_core.bench.inference import bench_inference
 
@@ -53,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 def add_subparser(subparsers: Any) -> None:
     """Register the subcommand on the ``mome`` sub-parsers."""
     b = subparsers.add_parser("bench", help="speed and memory benchmarks (JSON on stdout)")
-    b.add_argument("what", nargs="*", help="forward, preprocess, inference and/or evaluate (default: forward)")
+    b.add_argument("what", nargs="*", help="forward, preprocess, inference, evaluate and/or read (default: forward)")
     b.add_argument("--preset", default="base", help="model preset: base (paper), demo, fixture, tiny")
     b.add_argument("--dtypes", default="fp32,bf16", help="comma list of fp32,bf16")
     b.add_argument("--attention", default="segment,dense", help="comma list of segment,dense")
@@ -66,5 +73,8 @@ def add_subparser(subparsers: Any) -> None:
     b.add_argument("--tta-full", action="store_true", help="inference: also time the 54-version TTA")
     b.add_argument("--eval-cases", type=int, default=10_000, help="evaluate: predictions (default 10000)")
     b.add_argument("--eval-resamples", type=int, default=1000, help="evaluate: bootstrap replicates (default 1000)")
+    b.add_argument("--corpus", help="read: a folder whose entries (study folders, image files) are the cases "
+                                    "(default: a synthetic corpus in a temporary folder)")
+    b.add_argument("--scale", type=float, default=0.5, help="read: matrix scale of the synthetic corpus (1 = paper)")
     b.add_argument("--json", help="also write the report to this file")
     b.set_defaults(func=run)

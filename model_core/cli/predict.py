@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(tta=args.tta, explain=args.explain, ig_steps=args.ig_steps)
     bar = sys.stderr.isatty() and not info.active
     run_kw: dict[str, Any] = {"options": opts, "saliency_dir": args.saliency_dir,
-                              "progress": progress_bar("predict") if bar else progress_logger("predict")}
+                              "progress": progress_bar("predict") if bar else progress_logger("predict"),
+                              "hash_paths": not args.no_hash_paths}
     if info.active:
         from model_core.evaluation.shard import predict_sharded
 
@@ -78,9 +79,13 @@ def add_subparser(subparsers: Any) -> None:
     p.add_argument("--tta", default="none", choices=("none", "interactive", "full"))
     p.add_argument("--explain", action="store_true", help="integrated-gradients saliency per case")
     p.add_argument("--ig-steps", type=int, default=32)
-    p.add_argument("--saliency-dir", help="write saliency NIfTIs under DIR/<case_id>/ (with --explain)")
+    p.add_argument("--saliency-dir", help="write saliency NIfTIs under DIR/<name>/ (with --explain); <name> is the "
+                   "case_id reduced to [A-Za-z0-9._-] (plus a short hash when it had to change)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--audit", help="append an audit line (JSONL) per case to this file")
+    p.add_argument("--no-hash-paths", action="store_true",
+                   help="keep study folder paths in error lines and logs (default: replaced by <study:HASH>, "
+                        "since folder names often hold patient names)")
     p.set_defaults(func=run)

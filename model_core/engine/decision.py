@@ -77,7 +77,21 @@ class Birads4Threshold:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Birads4Threshold:
+        """The record as stored in a model card, every field checked.
+
+        Raises:
+            CalibrationError: not an object, a missing field, or ``tau`` not a number in ``[0, 1]``.
+        """
+        if not isinstance(d, Mapping):
+            raise CalibrationError(f"thresholds.{CARD_KEY} must be an object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.default is dataclasses.MISSING and f.name not in d)
+        if missing:
+            raise CalibrationError(f"thresholds.{CARD_KEY} lacks {missing}")
+        tau = d["tau"]
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= float(tau) <= 1.0:
+            raise CalibrationError(f"thresholds.{CARD_KEY}.tau must be a probability in [0, 1], got {tau!r}")
         return cls(**{k: v for k, v in d.items() if k in known})
 
 

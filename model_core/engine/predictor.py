@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from model_core.engine.audit import append_audit, audit_record, default_audit_path
+from model_core.engine.audit import append_audit, audit_record, default_audit_path, hash_label
 from model_core.engine.card import preprocess_options as card_preprocess_options
 from model_core.engine.decision import Birads4Threshold, decide, threshold_from_card
 from model_core.engine.explain import integrated_gradients, n_batches, on_canvas, to_native
@@ -372,6 +372,11 @@ class Predictor:
             timings={k: round(v, 4) for k, v in timings.items()}, run_id=run_id,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), saliency=saliency,
         )
+
+    def audit_failure(self, label: str, exc: BaseException, duration: float) -> None:
+        """One audit line for a study that failed before its Run began (e.g. it could not be read)."""
+        self._audit(uuid.uuid4().hex, "error", None, {"study_key": hash_label(label)}, RunOptions(), duration,
+                    type(exc).__name__)
 
     def _audit(self, run_id: str, status: str, result: Result | None, facts: dict[str, Any], opt: RunOptions,
                duration: float, error: str = "") -> None:

@@ -40,23 +40,29 @@ def read_cohort_rows(
         error: the exception class raised (a :class:`MomeError`).
         context: appended to the missing-column message (e.g. the task).
     Raises:
-        ``error``: no such file, or a required column is missing.
+        ``error``: no such file, not UTF-8 text, unreadable, or a required column is missing.
     """
     p = Path(csv_path)
     if not p.is_file():
         raise error(f"{p}: no such cohort CSV")
-    with p.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = ({"path"} | set(required)) - set(reader.fieldnames or [])
-        if missing:
-            raise error(f"{p}: missing columns {sorted(missing)}{context}; a cohort CSV needs a 'path' column "
-                        f"(found {reader.fieldnames})")
-        rows = []
-        for i, r in enumerate(reader):
-            path = Path(r["path"])
-            fields = {k: v for k, v in r.items() if k not in ("case_id", "path") and v is not None}
-            rows.append(CohortRow(str(r.get("case_id") or i), path if path.is_absolute() else p.parent / path,
-                                  fields, i + 2))
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = ({"path"} | set(required)) - set(reader.fieldnames or [])
+            if missing:
+                raise error(f"{p}: missing columns {sorted(missing)}{context}; a cohort CSV needs a 'path' column "
+                            f"(found {reader.fieldnames})")
+            raw = list(reader)
+    except UnicodeDecodeError as exc:
+        raise error(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the cohort CSV as UTF-8") from exc
+    except (OSError, csv.Error) as exc:
+        raise error(f"{p}: cannot read the cohort CSV ({type(exc).__name__}: {exc})") from exc
+    rows = []
+    for i, r in enumerate(raw):
+        path = Path(r["path"] or "")
+        fields = {k: v for k, v in r.items() if k not in ("case_id", "path") and v is not None}
+        rows.append(CohortRow(str(r.get("case_id") or i), path if path.is_absolute() else p.parent / path,
+                              fields, i + 2))
     return rows
 
 

@@ -12,7 +12,6 @@ with :func:`update_card`'s ``extra_metrics`` / ``thresholds`` arguments.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from model_core.errors import TrainError
 from model_core.evaluation.cases import CaseDataset, predict_cases
 from model_core.evaluation.metrics import bootstrap_auroc
 from model_core.network.mome import Mome
+from model_core.weights.card_seal import write_card
 from model_core.weights.native import ModelCard, card_path_for, load_native, read_card, save_native
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def update_card(weights: str | os.PathLike[str], report: EvalReport, *, evaluati
     if thresholds:
         card.thresholds = {**card.thresholds, **dict(thresholds)}
     path = card_path_for(weights)
-    path.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_card(path, card.to_dict())
     log.info("updated %s", path)
     return path
 

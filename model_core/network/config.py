@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from model_core.errors import ConfigError, known_fields
+from model_core.errors import BudgetError, ConfigError, known_fields
 
 MODALITIES: tuple[str, str, str] = ("dce", "dwi", "t2")
 """Model call order. Branch A = DCE (with the CLS token), B = DWI, C = T2."""
@@ -23,6 +25,46 @@ Size3 = tuple[int, int, int]
 
 _BASE_SIZES: dict[str, Size3] = {"dce": (384, 256, 128), "dwi": (256, 128, 32), "t2": (384, 256, 48)}
 _BASE_CHANS: dict[str, int] = {"dce": 6, "dwi": 1, "t2": 1}
+
+
+MAX_PARAMETERS = int(os.environ.get("MOME_MAX_PARAMETERS", 2_000_000_000))
+"""Largest model (estimated parameter count) a config may ask for; env ``MOME_MAX_PARAMETERS`` raises it.
+The paper's base model has about 0.3 billion."""
+
+MAX_TOKENS = int(os.environ.get("MOME_MAX_TOKENS", 65_536))
+"""Most patch tokens over the three canvases (the base model has 6,144); env ``MOME_MAX_TOKENS``."""
+
+MAX_DEPTH = 256
+"""Most encoder layers."""
+
+
+def _check_types(cfg: Any) -> None:
+    """Integer fields must be JSON integers (not booleans or strings); float fields numbers."""
+    for name in ("embed_dim", "num_heads", "ffn_dim", "depth", "split_layers", "num_experts",
+                 "slots_per_expert", "num_classes"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(f"{name} must be an integer, got {v!r}")
+    for name in ("adapter_ratio", "drop_path_rate", "ln_eps"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{name} must be a finite number, got {v!r}")
+    if not isinstance(cfg.sizes, Mapping) or not isinstance(cfg.in_chans, Mapping):
+        raise ConfigError("sizes and in_chans must be objects keyed by modality")
+    if cfg.depth > MAX_DEPTH:
+        raise ConfigError(f"depth {cfg.depth} is above the limit of {MAX_DEPTH} layers")
+
+
+def _check_budget(cfg: MomeConfig) -> None:
+    """Refuse configs whose model or token count would not fit the stated budget (before allocating)."""
+    tokens = sum(cfg.num_tokens(m) for m in MODALITIES)
+    if tokens > MAX_TOKENS:
+        raise BudgetError(f"config asks for {tokens} patch tokens (canvases {dict(cfg.sizes)}), above the "
+                          f"limit of {MAX_TOKENS}; set MOME_MAX_TOKENS to raise it")
+    n = cfg.estimated_parameters()
+    if n > MAX_PARAMETERS:
+        raise BudgetError(f"config asks for about {n:,} parameters ({4 * n / 2**30:.1f} GiB as float32), above "
+                          f"the limit of {MAX_PARAMETERS:,}; set MOME_MAX_PARAMETERS to raise it")
 
 
 def _freeze_sizes(sizes: Mapping[str, Any]) -> dict[str, Size3]:
@@ -77,12 +119,15 @@ class MomeConfig:
     ln_eps: float = 1e-5
 
     def __post_init__(self) -> None:
+        _check_types(self)
         object.__setattr__(self, "sizes", _freeze_sizes(self.sizes))
         chans = {m: int(self.in_chans[m]) for m in MODALITIES if m in self.in_chans}
         if set(chans) != set(MODALITIES) or set(self.in_chans) != set(MODALITIES):
             raise ConfigError(f"in_chans must name exactly {MODALITIES}, got {dict(self.in_chans)}")
         object.__setattr__(self, "in_chans", chans)
         object.__setattr__(self, "stem_widths", tuple(int(w) for w in self.stem_widths))
+        if self.num_heads < 1 or self.ffn_dim < 1 or self.depth < 1 or min(self.stem_widths, default=0) < 1:
+            raise ConfigError("num_heads, ffn_dim, depth and stem_widths must be >= 1")
         if self.embed_dim <= 0 or self.embed_dim % self.num_heads:
             raise ConfigError(f"embed_dim {self.embed_dim} must be a positive multiple of num_heads {self.num_heads}")
         if not 0 <= self.split_layers <= self.depth:
@@ -94,6 +139,9 @@ class MomeConfig:
                 raise ConfigError(f"sizes[{m!r}] = {s}: every axis must be a positive multiple of 16")
         if self.num_classes < 1 or self.num_experts < 1 or self.slots_per_expert < 1:
             raise ConfigError("num_classes, num_experts and slots_per_expert must be >= 1")
+        if any(c < 1 for c in self.in_chans.values()) or len(self.stem_widths) != 2:
+            raise ConfigError("in_chans must be >= 1 and stem_widths must hold two widths")
+        _check_budget(self)
 
     # ----------------------------------------------------------------------------------------------
     @property
@@ -119,6 +167,35 @@ class MomeConfig:
         d["in_chans"] = dict(self.in_chans)
         d["stem_widths"] = list(self.stem_widths)
         return d
+
+    def estimated_parameters(self) -> int:
+        """An upper estimate of the parameter count, from the config alone (nothing allocated).
+
+        Per layer and branch: attention ``4 D^2``, FFN ``2 D F``, adapters ``2 D a``; soft-MoE experts
+        ``E * 2 D a``; tokenizer stems ``27 (c w1 + w1 w2 + w2 D)`` per modality; the head ``D * classes``.
+        """
+        d, f, a = self.embed_dim, self.ffn_dim, max(self.adapter_dim, 1)
+        w1, w2 = self.stem_widths
+        per_layer = 3 * (4 * d * d + 2 * d * f + 2 * d * a + 8 * d)
+        moe = self.num_experts * (2 * d * a + 2 * d) + self.num_experts * self.slots_per_expert * d
+        stems = sum(27 * (c * w1 + w1 * w2 + w2 * d) for c in self.in_chans.values())
+        return self.depth * (per_layer + moe) + stems + d * (self.num_classes + 2)
+
+    @classmethod
+    def checked_from_dict(cls, d: Any, source: str = "config") -> MomeConfig:
+        """:meth:`from_dict` for untrusted input: any malformed value becomes a :class:`ConfigError`.
+
+        Raises:
+            ConfigError: naming ``source`` and the problem (``BudgetError`` when too large to build).
+        """
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{source}: must be a JSON object, got {type(d).__name__}")
+        try:
+            return cls.from_dict(d)
+        except (BudgetError, ConfigError):
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as exc:
+            raise ConfigError(f"{source}: invalid value ({type(exc).__name__}: {str(exc)[:200]})") from exc
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MomeConfig:

@@ -7,11 +7,13 @@ Arrays are float32 ``(C, X, Y, Z)``; these functions never change geometry. See
 from __future__ import annotations
 
 import logging
+import math
+import os
 
 import numpy as np
 import scipy.ndimage as ndi
 
-from model_core.errors import PreprocessError
+from model_core.errors import BudgetError, PreprocessError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,27 @@ def phase_weights(n_in: int, n_out: int = DCE_PHASES) -> np.ndarray:
     if w.shape != (n_out, n_in):
         raise PreprocessError(f"cannot interpolate {n_in} phases to {n_out}")
     return w
+
+
+MAX_PHASE_BYTES = int(os.environ.get("MOME_MAX_PHASE_BYTES", 6 << 30))
+"""Most bytes the DCE subtraction images and their phase interpolation may take together (default 6 GiB);
+env ``MOME_MAX_PHASE_BYTES`` raises it."""
+
+
+def check_phase_budget(n_in: int, n_out: int, shape: tuple[int, ...]) -> int:
+    """Bytes the DCE subtraction (``n_in`` images) and interpolation (``n_out``) need on the crop ``shape``.
+
+    Raises:
+        BudgetError: above :data:`MAX_PHASE_BYTES`, before anything is allocated.
+    """
+    need = (n_in + (n_out if n_in != n_out else 0)) * math.prod(shape) * 4
+    if need > MAX_PHASE_BYTES:
+        raise BudgetError(
+            f"DCE: {n_in} subtraction image(s) interpolated to {n_out} phases on a {tuple(shape)} crop need "
+            f"{need / 2**30:.1f} GiB, above the limit of {MAX_PHASE_BYTES / 2**30:.1f} GiB; set "
+            "MOME_MAX_PHASE_BYTES to raise it"
+        )
+    return need
 
 
 def interpolate_phases(x: np.ndarray, n_out: int = DCE_PHASES) -> np.ndarray:

@@ -47,7 +47,13 @@ import numpy as np
 
 from model_core.errors import PreprocessError
 from model_core.preprocessing.breast_mask import BreastMask, MaskOptions, choose_mask_source, compute_breast_mask
-from model_core.preprocessing.intensity import DCE_PHASES, interpolate_phases, phase_weights, standardize
+from model_core.preprocessing.intensity import (
+    DCE_PHASES,
+    check_phase_budget,
+    interpolate_phases,
+    phase_weights,
+    standardize,
+)
 from model_core.preprocessing.record import ModalityRecord
 from model_core.studies.geometry import AxisMap, Size3, zoom_linear
 from model_core.studies.study import Study, Volume
@@ -66,6 +72,13 @@ __all__ = [
     "preprocess",
     "standardize",
 ]
+
+
+MAX_DCE_PHASES = 64
+"""Most DCE phases a model may ask the preprocessing to interpolate to."""
+
+MAX_T2_MATRIX = 2048
+"""Largest T2 resampling matrix size per axis."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +106,14 @@ class PreprocessOptions:
             raise PreprocessError(f"normalize must be 'volume' or 'channel', got {self.normalize!r}")
         if self.t2_resample not in ("cap", "exact", "never"):
             raise PreprocessError(f"t2_resample must be 'cap', 'exact' or 'never', got {self.t2_resample!r}")
-        if self.dce_phases < 1 or self.crop_margin_mm < 0:
-            raise PreprocessError("dce_phases must be >= 1 and crop_margin_mm >= 0")
+        if isinstance(self.dce_phases, bool) or not isinstance(self.dce_phases, int):
+            raise PreprocessError(f"dce_phases must be an integer, got {self.dce_phases!r}")
+        if not 1 <= self.dce_phases <= MAX_DCE_PHASES or not 0 <= self.crop_margin_mm <= 1000:
+            raise PreprocessError(f"dce_phases must be in 1..{MAX_DCE_PHASES} and crop_margin_mm in 0..1000 mm")
+        if self.t2_matrix is not None and (
+            len(self.t2_matrix) != 3 or not all(2 <= v <= MAX_T2_MATRIX for v in self.t2_matrix)
+        ):
+            raise PreprocessError(f"t2_matrix must be 3 sizes in 2..{MAX_T2_MATRIX}, got {self.t2_matrix}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -104,9 +123,19 @@ class PreprocessOptions:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PreprocessOptions:
-        kw = dict(d)
-        kw["mask_options"] = MaskOptions(**kw.get("mask_options", {}))
-        return cls(**kw)
+        """Options from their dict (a model card's ``preprocess``).
+
+        Raises:
+            PreprocessError: unknown keys or invalid values.
+        """
+        try:
+            kw = dict(d)
+            kw["mask_options"] = MaskOptions(**kw.get("mask_options", {}))
+            return cls(**kw)
+        except PreprocessError:
+            raise
+        except (TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise PreprocessError(f"invalid preprocessing options: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,6 +244,7 @@ def _dce_array(study: Study, sl: tuple[slice, ...], opt: PreprocessOptions) -> t
     vols = study.dce or []
     steps: list[str] = []
     shape = tuple(s.stop - s.start for s in sl)
+    check_phase_budget(len(vols) - (0 if study.dce_is_subtraction else 1), opt.dce_phases, shape)
     if study.dce_is_subtraction:
         sub = np.empty((len(vols), *shape), dtype=np.float32)
         for k, v in enumerate(vols):

@@ -28,12 +28,19 @@ Importing this package is cheap (numpy only); nibabel, pydicom and the readers l
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from model_core.errors import StudyReadError
 from model_core.studies.sniff import IMAGE_SUFFIXES, MANIFEST_NAME, sniff
 from model_core.studies.study import Study, Volume
-from model_core.studies.validate import DEFAULT_LIMITS, DEFAULT_MAX_BYTES, ReadLimits, validate_study
+from model_core.studies.validate import (
+    DEFAULT_LIMITS,
+    DEFAULT_MAX_BYTES,
+    ReadLimits,
+    StudyBudget,
+    validate_study,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -72,8 +79,14 @@ def read_volume(path: str | os.PathLike[str], limits: ReadLimits | None = None) 
     )
 
 
-def _read_entry(path: Path, limits: ReadLimits) -> Volume:
-    return read_volume(path, limits)
+def _budgeted_reader(folder: Path, limits: ReadLimits) -> Callable[[Path, ReadLimits], Volume]:
+    """``read_volume`` that refuses the volume taking the study past ``limits.max_study_bytes``."""
+    budget = StudyBudget(folder, limits)
+
+    def read(path: Path, lim: ReadLimits) -> Volume:
+        return budget.add(read_volume(path, lim))
+
+    return read
 
 
 def read_study(path: str | os.PathLike[str], limits: ReadLimits | None = None) -> Study:
@@ -103,9 +116,9 @@ def read_study(path: str | os.PathLike[str], limits: ReadLimits | None = None) -
     if not p.is_dir():
         raise StudyReadError(p, "no such folder")
     if (p / MANIFEST_NAME).is_file():
-        study = read_manifest_study(p / MANIFEST_NAME, _read_entry, lim)
+        study = read_manifest_study(p / MANIFEST_NAME, _budgeted_reader(p, lim), lim)
     elif scan_folder(p, lim):
         study = read_dicom_study(p, lim)
     else:
-        study = read_files_study(p, _read_entry, lim)
-    return validate_study(study)
+        study = read_files_study(p, _budgeted_reader(p, lim), lim)
+    return validate_study(study, lim)

@@ -4,10 +4,11 @@ Run as ``python -I _sitk_worker.py MEMORY_LIMIT_BYTES``. Protocol (JSON lines, n
 
 * stdout, first line: ``{"ready": true}``.
 * stdin request: ``{"id": n, "path": str, "imageio": "NrrdImageIO" | "MetaImageIO", "size": [x, y, z],
-  "out": str}``.
+  "dtype": numpy dtype string of the file's voxels (e.g. ``"<i2"``), "out": str}``.
 * stdout reply: ``{"id": n, "ok": true, "size": [...], "spacing": [...], "origin": [...],
-  "direction": [9 floats], "pixel": str}`` after writing the voxels as a float32 ``(z, y, x)`` ``.npy`` to
-  ``out``; or ``{"id": n, "ok": false, "error": str}``.
+  "direction": [9 floats], "pixel": str}`` after writing the voxels, converted back to the file's declared
+  type and byte order (so that their bytes are the bytes of the file's data), as a ``(z, y, x)`` ``.npy``
+  to ``out``; or ``{"id": n, "ok": false, "error": str}``.
 
 The size SimpleITK reads from the header is compared with the parent's approved size *before* the voxels
 are read. A native crash simply ends this process; the parent reports it as a ``StudyReadError``. File
@@ -52,7 +53,11 @@ def _handle(req: dict[str, Any], sitk: Any, np: Any) -> dict[str, Any]:
     img = reader.Execute()
     if [int(s) for s in img.GetSize()] != size or img.GetNumberOfComponentsPerPixel() != 1:
         return {"ok": False, "error": f"SimpleITK returned size {list(img.GetSize())}, expected {size}"}
-    arr = np.asarray(sitk.GetArrayViewFromImage(img), dtype=np.float32)
+    view = sitk.GetArrayViewFromImage(img)
+    file_dtype = np.dtype(str(req["dtype"]))
+    arr = np.asarray(view).astype(file_dtype)  # a fresh array, in the file's own type and byte order
+    if not np.array_equal(arr, view, equal_nan=arr.dtype.kind == "f"):
+        return {"ok": False, "error": f"SimpleITK values do not fit the declared type {file_dtype.str}"}
     np.save(str(req["out"]), arr, allow_pickle=False)
     return {
         "ok": True,

@@ -26,6 +26,7 @@ import numpy as np
 from pydicom import dcmread
 
 from model_core.errors import StudyReadError
+from model_core.studies.dicom_bounds import open_dicom
 from model_core.studies.dicom_headers import (
     DICOM_ERRORS,
     SeriesInfo,
@@ -73,7 +74,7 @@ def _affine_lps(source: str, sub: SubVolume) -> np.ndarray:
 def _read_pixels(path: Path, uid: str, rows: int, cols: int) -> np.ndarray:
     """One slice as float32 ``(cols, rows)`` = ``(i, j)``, rescaled."""
     with reading(path, "cannot read DICOM pixel data", DICOM_ERRORS):
-        ds = dcmread(path, force=False)
+        ds = dcmread(open_dicom(path), force=False)
         if str(ds.get("SeriesInstanceUID", "")) != uid:
             raise StudyReadError(path, "file changed while reading (SeriesInstanceUID differs)")
         arr = ds.pixel_array

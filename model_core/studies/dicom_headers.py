@@ -30,6 +30,7 @@ from pydicom import dcmread
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from model_core.errors import StudyReadError
+from model_core.studies.dicom_bounds import open_dicom
 from model_core.studies.sniff import has_dicom_magic
 from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, reading
 
@@ -174,7 +175,7 @@ def read_header(path: Path) -> SliceHeader | None:
     (never skipped, so a damaged slice cannot silently shorten a stack).
     """
     with reading(path, "cannot parse DICOM header", DICOM_ERRORS):
-        ds = dcmread(path, stop_before_pixels=True, force=False)
+        ds = dcmread(open_dicom(path), stop_before_pixels=True, force=False)
         sop = str(ds.get("SOPClassUID", "") or "")
         for key, value in (("SOPClassUID", sop), ("SOPInstanceUID", str(ds.get("SOPInstanceUID", "") or ""))):
             if not _UID.fullmatch(value):
@@ -230,8 +231,9 @@ class SeriesInfo:
     """A series after header analysis.
 
     ``problem`` is set (and ``volumes`` empty) when it is unusable. ``fatal`` marks a broken image stack
-    (missing slices, uneven spacing, unequal images per location): readers refuse the study rather than
-    ignore it. Benign problems (single slice, multi-frame, colour, no geometry) only exclude the series.
+    (missing slices, uneven spacing, unequal images per location, images of different size, orientation
+    or pixel spacing): readers refuse the study rather than ignore it. Benign problems (single slice,
+    multi-frame, colour, no geometry) only exclude the series.
     """
 
     uid: str
@@ -330,9 +332,8 @@ def analyse_series(uid: str, headers: list[SliceHeader]) -> SeriesInfo:
             or not np.allclose(np.asarray(h.iop), np.asarray(h0.iop), atol=1e-4)
             or not np.allclose(np.asarray(h.pixel_spacing), np.asarray(h0.pixel_spacing), rtol=1e-4)
         ):
-            info.problem = (
-                f"images differ in size, orientation or pixel spacing ({h.path.name} vs {h0.path.name})"
-            )
+            info.problem = f"images differ in size, orientation or pixel spacing ({h.path.name} vs {h0.path.name})"
+            info.fatal = True
             return info
     normal = _normal(h0.path, h0.iop)  # type: ignore[arg-type]
     proj = np.array([float(np.dot(h.ipp, normal)) for h in headers])  # type: ignore[arg-type]

@@ -3,9 +3,10 @@
 SimpleITK (ITK MetaIO / NrrdIO) can abort or segfault on malformed headers; in-process that would kill
 napari. :func:`read_with_sitk` sends one request to a child worker (``_sitk_worker.py``, started with
 ``python -I``, its own session, an address-space limit) and waits with a timeout. The voxels come back as a
-float32 ``.npy`` in a private temporary folder, loaded with ``np.load(allow_pickle=False)`` and checked
-against the approved shape; geometry comes back as JSON. Nothing is unpickled. When the child dies or
-times out the caller gets a :class:`~model_core.errors.StudyReadError` and the next call starts a new
+``.npy`` in the file's own type, under a fresh name per request in a private temporary folder, loaded with
+``np.load(allow_pickle=False)`` and checked against the request id, the approved shape and type, and a
+sha256 of the file's data computed here; geometry comes back as JSON. Nothing is unpickled. When the child
+dies or times out the caller gets a :class:`~model_core.errors.StudyReadError` and the next call starts a new
 child. One worker is shared by the process (guarded by a lock); :func:`shutdown_worker` ends it (also
 registered with ``atexit``).
 """
@@ -13,10 +14,12 @@ registered with ``atexit``).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import os
 import queue
+import secrets
 import shutil
 import signal
 import subprocess
@@ -103,15 +106,16 @@ class _Worker:
             raise TimeoutError from exc
 
     def request(
-        self, path: Path, imageio: str, size: tuple[int, int, int], timeout: float
+        self, path: Path, imageio: str, size: tuple[int, int, int], dtype: np.dtype, timeout: float
     ) -> tuple[np.ndarray, dict[str, Any]]:
         self._next_id += 1
-        out = self.tmpdir / f"{self._next_id}.npy"
+        out = self.tmpdir / f"{self._next_id}-{secrets.token_hex(8)}.npy"  # a fresh name per request
         req = {
             "id": self._next_id,
             "path": str(path),
             "imageio": imageio,
             "size": list(size),
+            "dtype": dtype.str,
             "out": str(out),
         }
         assert self.proc.stdin is not None
@@ -144,6 +148,11 @@ class _Worker:
             except ValueError as exc:
                 self.close()
                 raise StudyReadError(path, "SimpleITK reader sent an unreadable reply") from exc
+            if reply.get("id") != req["id"]:
+                self.close()
+                raise StudyReadError(
+                    path, f"SimpleITK reader answered request {reply.get('id')!r}, not {req['id']}"
+                )
             if not reply.get("ok"):
                 raise StudyReadError(path, f"SimpleITK cannot read it: {str(reply.get('error'))[:400]}")
             try:
@@ -188,14 +197,23 @@ def worker_memory_limit(max_bytes: int) -> int:
 
 
 def read_with_sitk(
-    path: str | os.PathLike[str], imageio: str, size: tuple[int, int, int], max_bytes: int, timeout: float
+    path: str | os.PathLike[str], imageio: str, size: tuple[int, int, int], max_bytes: int, timeout: float,
+    dtype: np.dtype, digest: str | None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read ``path`` with SimpleITK in the child worker.
+    """Read ``path`` with SimpleITK in the child worker; prove the voxels are this file's data.
+
+    The worker returns the voxels in the file's declared type and byte order; their sha256 must equal
+    ``digest``, which the caller computed from the file's data bytes itself
+    (:func:`~model_core.studies.texthdr.data_digest`). Together with the request id and a fresh output
+    name per request, no voxel of another request or of another file can come back unnoticed.
 
     Args:
         path: image file (its header already checked by the caller).
         imageio: SimpleITK ImageIO name, e.g. ``"NrrdImageIO"``.
         size: approved ``(x, y, z)`` size; SimpleITK must see exactly this before reading voxels.
+        dtype: the file's declared voxel type with its byte order.
+        digest: sha256 of the file's decoded voxel bytes; ``None`` skips that proof (only the fuzz
+            tests' isolation check, which sends unchecked headers, passes ``None``).
         max_bytes: the volume cap (sets the child's memory limit).
         timeout: seconds to wait for the reply.
 
@@ -217,16 +235,23 @@ def read_with_sitk(
                 raise StudyReadError(p, f"cannot start the isolated SimpleITK reader: {exc}") from exc
         worker = _worker
         try:
-            arr, geom = worker.request(p, imageio, size, timeout)
+            arr, geom = worker.request(p, imageio, size, np.dtype(dtype), timeout)
         finally:
             if not worker.alive():
                 _worker = None
     expected = (size[2], size[1], size[0])
-    if arr.dtype != np.float32 or arr.shape != expected:
+    if arr.dtype != np.dtype(dtype) or arr.shape != expected:
         raise StudyReadError(
-            p, f"reader process returned {arr.dtype} {arr.shape}, expected float32 {expected}"
+            p, f"reader process returned {arr.dtype.str} {arr.shape}, expected {np.dtype(dtype).str} {expected}"
         )
-    return arr, geom
+    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)  # no copy; a 0-byte array hashes too
+    got = hashlib.sha256(flat.data).hexdigest()
+    if digest is not None and got != digest:
+        raise StudyReadError(
+            p, "the voxels SimpleITK returned are not the bytes of this file's data (checksum mismatch); "
+            "refused (a file list, pattern or stale buffer?)",
+        )
+    return arr.astype(np.float32, copy=False), geom
 
 
 def shutdown_worker() -> None:

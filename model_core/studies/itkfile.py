@@ -25,7 +25,7 @@ from model_core.studies.metaio import is_metaio_path, parse_metaio_header
 from model_core.studies.nrrd import is_nrrd_path, parse_nrrd_header
 from model_core.studies.orient import affine_from_itk, reorient_to_ras
 from model_core.studies.study import Volume
-from model_core.studies.texthdr import TextHeader, check_text_header
+from model_core.studies.texthdr import TextHeader, check_text_header, data_digest
 from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, check_affine, check_finite, reading
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ def read_itk_file(path: str | os.PathLike[str], limits: ReadLimits = DEFAULT_LIM
     """Read a NRRD / MetaImage volume as a RAS+ float32 :class:`Volume` ``(X, Y, Z)``."""
     p = Path(path)
     hdr = inspect_itk_file(p, limits)
-    arr, geom = read_with_sitk(p, hdr.imageio, hdr.sizes, limits.max_bytes, limits.worker_timeout_s)
+    arr, geom = read_with_sitk(
+        p, hdr.imageio, hdr.sizes, limits.max_bytes, limits.worker_timeout_s, hdr.dtype, data_digest(hdr)
+    )
     with reading(p, "invalid geometry from SimpleITK"):
         spacing = np.asarray(geom["spacing"], dtype=np.float64).reshape(3)
         affine = affine_from_itk(spacing, geom["origin"], geom["direction"])
@@ -67,6 +69,7 @@ def read_itk_file(path: str | os.PathLike[str], limits: ReadLimits = DEFAULT_LIM
         )
     affine = check_affine(p, affine, limits)
     data = np.ascontiguousarray(arr.transpose(2, 1, 0))
+    del arr  # the (z, y, x) copy is no longer needed: peak memory stays at two volumes
     n_zeroed = check_finite(p, data, limits)
     with reading(p, "cannot reorient"):
         data, affine_ras, reorientation = reorient_to_ras(data, affine)

@@ -29,15 +29,18 @@ is limited to 1 MiB.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from model_core.errors import StudyReadError
 from model_core.studies.study import ClinicalInfo, RoleDecision, Study, Volume
-from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, reading
+from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, check_study_counts, confined, reading
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ def load_manifest(path: Path) -> dict[str, Any]:
     with reading(path, "cannot read manifest"):
         if path.stat().st_size > _MAX_BYTES:
             raise StudyReadError(path, f"manifest larger than {_MAX_BYTES} bytes")
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys(path))
     if not isinstance(doc, dict):
         raise StudyReadError(path, "manifest must be a JSON object")
     unknown = sorted(set(doc) - _KEYS)
@@ -65,13 +68,73 @@ def load_manifest(path: Path) -> dict[str, Any]:
     return doc
 
 
+def check_manifest(path: Path, doc: dict[str, Any], limits: ReadLimits) -> None:
+    """Before any image is read: phase and b-value counts within the limits, every file one role only."""
+    check_study_counts(path, _count(doc.get("dce")), _count(doc.get("dwi")), limits)
+    _check_distinct(path, doc)
+
+
+def _no_duplicate_keys(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A ``json`` object hook refusing a key given twice in one object (JSON would keep the last)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        repeated = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        if repeated:
+            raise StudyReadError(path, f"key(s) {repeated} given twice in one object; the manifest is ambiguous")
+        return dict(pairs)
+
+    return hook
+
+
+def _count(spec: Any) -> int:
+    """How many files a dce / dwi entry lists (0 when it names one 4-D file or is malformed)."""
+    if isinstance(spec, list):
+        return len(spec)
+    if isinstance(spec, dict) and isinstance(spec.get("b_values"), list):
+        return len(spec["b_values"])
+    if isinstance(spec, dict) and "file" not in spec:
+        lists = [v for k, v in spec.items() if k in ("phases", "subtraction", "post") and isinstance(v, list)]
+        return max((len(v) + ("pre" in spec) for v in lists), default=len(spec))
+    return 0
+
+
+def _check_distinct(manifest: Path, doc: dict[str, Any]) -> None:
+    """Refuse a file named for two roles or twice in one role (e.g. every DCE phase the same file)."""
+    seen: dict[Path, str] = {}
+    for what, rel in _named_files(doc):
+        if not isinstance(rel, str) or not rel.strip():
+            continue
+        key = Path(os.path.normpath(manifest.parent / rel.strip()))
+        with contextlib.suppress(OSError, RuntimeError):  # a loop is refused when the file is read
+            key = key.resolve()
+        if key in seen:
+            raise StudyReadError(manifest, f"{rel!r} is named for both {seen[key]} and {what}; "
+                                           "each image may have one role only")
+        seen[key] = what
+
+
+def _named_files(doc: dict[str, Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    dce, dwi = doc.get("dce"), doc.get("dwi")
+    if isinstance(dce, list):
+        out += [(f"dce[{i}]", f) for i, f in enumerate(dce)]
+    elif isinstance(dce, dict):
+        names = dce.get("phases") or dce.get("subtraction") or [dce.get("pre"), *(dce.get("post") or [])]
+        out += [(f"dce[{i}]", f) for i, f in enumerate(names if isinstance(names, list) else [])]
+        out += [("dce.file", dce["file"])] if "file" in dce else []
+    if isinstance(dwi, dict):
+        out += [("dwi.file", dwi["file"])] if "file" in dwi else [(f"dwi[{b}]", f) for b, f in dwi.items()]
+    elif isinstance(dwi, list):
+        out += [(f"dwi[{i}]", e.get("file")) for i, e in enumerate(dwi) if isinstance(e, dict)]
+    return out + [(role, doc[role]) for role in ("t2", "t1") if role in doc]
+
+
 def _inside(manifest: Path, rel: Any, what: str) -> Path:
     if not isinstance(rel, str) or not rel.strip():
         raise StudyReadError(manifest, f"{what}: expected a relative file name, got {rel!r}")
-    root = manifest.parent.resolve()
-    target = (root / rel).resolve()
-    if Path(rel).is_absolute() or not target.is_relative_to(root):
+    if Path(rel).is_absolute():
         raise StudyReadError(manifest, f"{what}: {rel!r} leaves the study folder; refused")
+    target = confined(manifest.parent / rel, manifest.parent, manifest, what)
     if not target.exists():
         raise StudyReadError(manifest, f"{what}: {rel!r} does not exist")
     return target
@@ -155,6 +218,8 @@ def _dwi(man: Path, spec: Any, read: VolumeReader, limits: ReadLimits) -> dict[f
         )
     out: dict[float, Volume] = {}
     for b, vol in pairs:
+        if isinstance(b, bool):
+            raise StudyReadError(man, f"dwi: b-value {b!r} is not a number")
         try:
             bval = float(b)
         except (TypeError, ValueError) as exc:
@@ -193,6 +258,7 @@ def _clinical(man: Path, doc: dict[str, Any]) -> ClinicalInfo:
 def read_manifest_study(manifest: Path, read: VolumeReader, limits: ReadLimits = DEFAULT_LIMITS) -> Study:
     """Build a :class:`Study` from ``study.json`` using ``read(path, limits)`` for each named image."""
     doc = load_manifest(manifest)
+    check_manifest(manifest, doc, limits)
     study = Study(
         study_id=str(doc.get("study_id") or manifest.parent.name), clinical=_clinical(manifest, doc)
     )

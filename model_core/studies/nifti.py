@@ -10,10 +10,13 @@ Order of checks (no voxel is read before all header checks pass):
 4. Affine (sform if ``sform_code > 0``, else qform if ``qform_code > 0``, nibabel's rule): finite, well
    conditioned, spacing in ``(0, 20]`` mm. Both codes 0 (no orientation at all) is refused. When sform and
    qform are both set but disagree by more than 1e-3 mm a warning names both codes and the chosen sform.
-5. Uncompressed files: ``vox_offset + nbytes <= file size`` (a short file is refused, never zero-filled).
+5. The data size: ``vox_offset + nbytes`` must equal the file size (``.nii``) or the gzip size trailer
+   (``.nii.gz``, modulo 2^32): a short file is refused, never zero-filled, and so is one holding more
+   data than declared (a header whose shape was changed).
+6. With the qform in use, ``pixdim`` 1-3 must be positive (nibabel would silently use 1 mm for 0).
 
-Voxels are then read as float32 (``get_fdata(dtype=float32)``: scl_slope/inter applied in float32), the
-shape is compared again with the approved one, non-finite voxels are refused (or zeroed, see
+Voxels are then read as float32 slab by slab (scl_slope/inter applied by nibabel), each slab's shape
+compared with the approved one, non-finite voxels are refused (or zeroed, see
 :class:`~model_core.studies.validate.ReadLimits`), and the array is reoriented to the closest RAS+ axes.
 
 Output: :class:`~model_core.studies.study.Volume` with ``data`` ``(X, Y, Z)`` or ``(C, X, Y, Z)`` (4th file axis
@@ -153,15 +156,73 @@ def inspect_nifti(
     min_offset = int(img.header.sizeof_hdr) + 4
     if offset < min_offset:
         raise StudyReadError(p, f"vox_offset {offset} lies inside the header (needs >= {min_offset})")
-    if not str(p).lower().endswith(".gz"):
-        need = offset + math.prod(raw_shape) * dtype.itemsize
-        size = p.stat().st_size
-        if need > size:
-            raise StudyReadError(
-                p, f"truncated: header needs {need} bytes (vox_offset {offset} + data), the file has {size}"
-            )
+    _check_data_size(p, offset + math.prod(raw_shape) * dtype.itemsize)
+    if info["affine_from"] == "qform":
+        pixdim = _file_pixdim(p, img)  # as stored: nibabel replaces a 0 by 1 when it loads the header
+        if not all(math.isfinite(v) and v > 0 for v in pixdim):
+            raise StudyReadError(p, f"pixdim {pixdim}: voxel sizes must be positive (the qform needs them)")
     info["file_dtype"] = str(dtype)
     return img, shape, affine, info
+
+
+def _file_pixdim(path: Path, img: Any) -> list[float]:
+    """``pixdim[1:4]`` as stored in the file (NIfTI-1: float32 at byte 76; NIfTI-2: float64 at byte 104)."""
+    nifti2 = isinstance(img, nib.Nifti2Image)
+    code = img.header.endianness + ("f8" if nifti2 else "f4")
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    with reading(path, "cannot read pixdim"), opener(path, "rb") as f:
+        head = f.read(168)
+    return [float(v) for v in np.frombuffer(head, dtype=code, count=8, offset=104 if nifti2 else 76)[1:4]]
+
+
+def _check_data_size(path: Path, need: int) -> None:
+    """The file must hold exactly the data the header declares: the file size (``.nii``) or the gzip
+    size trailer, modulo 2^32 (``.nii.gz``), must equal ``vox_offset + data bytes``."""
+    size = path.stat().st_size
+    if str(path).lower().endswith(".gz"):
+        if size < 18:
+            raise StudyReadError(path, f"truncated: {size} bytes is no gzip file")
+        with open(path, "rb") as f:
+            f.seek(size - 4)
+            isize = int.from_bytes(f.read(4), "little")
+        if isize != need % (1 << 32):
+            raise StudyReadError(
+                path, f"the gzip data hold {isize} bytes (size trailer, mod 2^32), the header declares {need} "
+                "(vox_offset + voxel data): truncated, or a header that does not match its data"
+            )
+    elif need > size:
+        raise StudyReadError(path, f"truncated: header needs {need} bytes (vox_offset + data), the file has {size}")
+    elif need < size:
+        raise StudyReadError(
+            path, f"more data than declared: header needs {need} bytes (vox_offset + data), the file has {size}"
+        )
+
+
+_SLAB_BYTES = 32 << 20
+"""Most bytes of file data converted at a time (bounds the reader's memory above its float32 output)."""
+
+
+def _read_float32(img: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The voxels as float32 ``(X, Y, Z)``, or ``(C, X, Y, Z)`` for a 4-D ``shape`` (channels first), read
+    slab by slab along z (and per channel), so that a wide file type (float64, int64) is never held whole:
+    peak memory is the output plus one slab."""
+    raw = tuple(int(s) for s in img.shape)
+    nx, ny, nz = shape[:3]
+    channels = shape[3] if len(shape) == 4 else 1
+    itemsize = max(np.dtype(img.get_data_dtype()).itemsize, 8)  # scaled slabs come back as float64
+    step = max(1, _SLAB_BYTES // max(1, nx * ny * itemsize))
+    out = np.empty((channels, nx, ny, nz), dtype=np.float32)
+    proxy = img.dataobj
+    extra = (0,) * (len(raw) - 3 - (len(shape) == 4))  # trailing singleton axes in the file
+    for c in range(channels):
+        lead = (c,) if len(shape) == 4 else ()
+        for z0 in range(0, nz, step):
+            z1 = min(nz, z0 + step)
+            slab = np.asarray(proxy[(slice(None), slice(None), slice(z0, z1), *lead, *extra)])
+            if slab.shape != (nx, ny, z1 - z0):
+                raise StudyReadError(img.get_filename(), f"voxel slab {slab.shape} does not match the header")
+            out[c, :, :, z0:z1] = slab
+    return out[0] if len(shape) == 3 else out
 
 
 def read_nifti(path: str | os.PathLike[str], limits: ReadLimits = DEFAULT_LIMITS) -> Volume:
@@ -169,15 +230,8 @@ def read_nifti(path: str | os.PathLike[str], limits: ReadLimits = DEFAULT_LIMITS
     p = Path(path)
     img, shape, affine, info = inspect_nifti(p, limits)
     with reading(p, "cannot read voxel data", _NIB_ERRORS):
-        data = img.get_fdata(dtype=np.float32, caching="unchanged")
-    if data.dtype != np.float32 or math.prod(data.shape) != math.prod(shape):
-        raise StudyReadError(p, f"voxel data shape {data.shape} does not match the header shape {shape}")
-    data = data.reshape(shape)
-    if not data.flags.writeable:
-        data = data.copy()
+        data = _read_float32(img, shape)
     n_zeroed = check_finite(p, data, limits)
-    if data.ndim == 4:
-        data = np.moveaxis(data, -1, 0)
     with reading(p, "cannot reorient"):
         data, affine_ras, reorientation = reorient_to_ras(data, affine)
     data = np.ascontiguousarray(data, dtype=np.float32)

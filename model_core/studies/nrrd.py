@@ -46,6 +46,8 @@ for _names, _code in (
     for _n in _names:
         _TYPES[_n] = _code
 
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9 _-]*")
+
 _ENCODINGS = {"raw": "raw", "gzip": "gzip", "gz": "gzip", "text": "text", "txt": "text", "ascii": "text"}
 
 
@@ -65,6 +67,8 @@ def _fields(path: Path, lines: list[str]) -> dict[str, str]:
             raise StudyReadError(path, f"malformed NRRD header line {line[:80]!r}")
         key, value = line.split(": ", 1)
         key = key.strip().lower()
+        if not _FIELD_NAME.fullmatch(key):  # e.g. a file path holding ": " (a data file list entry)
+            raise StudyReadError(path, f"malformed NRRD header line {line[:80]!r} (not a field name)")
         if key in fields:
             raise StudyReadError(path, f"NRRD field {key!r} given twice")
         fields[key] = value.strip()

@@ -32,7 +32,7 @@ from model_core.studies.dicom_classify import (
 )
 from model_core.studies.dicom_headers import read_folder_headers
 from model_core.studies.study import RoleDecision, Study, Volume
-from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits
+from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, confined
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ def read_files_study(
         (p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(_SUFFIXES)),
         key=lambda p: _natural(p.name.lower()),
     )
+    for p in files:
+        confined(p, folder, p, "image file")
     study = Study(study_id=folder.name)
     dce: list[tuple[float, Path]] = []
     sub: list[tuple[float, Path]] = []

@@ -8,6 +8,7 @@ the size the header declares: exact for raw data, by bounded streaming decompres
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import zlib
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from model_core.errors import StudyReadError
-from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, check_shape, check_spacing, reading
+from model_core.studies.validate import DEFAULT_LIMITS, ReadLimits, check_shape, check_spacing, confined, reading
 
 MAX_HEADER_BYTES = 65536
 """Longest text header we parse; longer ones are refused."""
@@ -91,15 +92,22 @@ def read_header_text(path: Path, magic: bytes, blank_line_ends: bool) -> tuple[l
 
 
 def local_data_file(header_path: Path, name: str) -> Path:
-    """Resolve a detached data file name: a bare file name in the header's own folder, nothing else."""
+    """Resolve a detached data file name: a bare file name in the header's own folder, nothing else.
+
+    Refused: paths, file lists (``LIST``, also when a file of that name exists), patterns (``%``, or a
+    name followed by numbers), names with whitespace or control characters, and a link leaving the folder.
+    """
     name = name.strip()
-    if not name or re.search(r"[/\\%]", name) or name in (".", "..") or "\0" in name:
+    plain = re.fullmatch(r"[^/\\%\s\x00-\x1f]+", name) is not None
+    if not plain or name in (".", "..") or name.upper() == "LIST":
         raise StudyReadError(
             header_path,
-            f"data file {name!r} refused: only a plain file name in the same "
+            f"data file {name[:80]!r} refused: only a plain file name in the same "
             "folder is accepted (no paths, lists or patterns)",
         )
-    return header_path.with_name(name)
+    data = header_path.with_name(name)
+    confined(data, header_path.parent, header_path, "data file")
+    return data
 
 
 def parse_floats(path: Path, field: str, text: str, n: int) -> list[float]:
@@ -173,3 +181,51 @@ def check_text_header(hdr: TextHeader, limits: ReadLimits = DEFAULT_LIMITS) -> N
             )
     elif hdr.encoding != "text":
         raise StudyReadError(hdr.path, f"unsupported encoding {hdr.encoding!r}")
+
+
+_TEXT_BYTES_PER_VOXEL = 64
+"""Longest text (``encoding: text``) data accepted per declared voxel."""
+
+
+def data_digest(hdr: TextHeader) -> str:
+    """sha256 of the voxel data the header declares, decoded from the data file by us (not SimpleITK).
+
+    Raw: the ``nbytes`` bytes at ``data_offset``; gzip/zlib: the first ``nbytes`` decompressed bytes;
+    text: the numbers parsed and stored in ``hdr.dtype``. The SimpleITK worker's voxels must hash to the
+    same value (:func:`~model_core.studies.isolate.read_with_sitk`), which proves they are this file's data.
+
+    Raises:
+        StudyReadError: the data cannot be decoded or hold fewer values than declared.
+    """
+    h = hashlib.sha256()
+    left = hdr.nbytes
+    with reading(hdr.path, f"cannot read the {hdr.encoding} voxel data"), open(hdr.data_path, "rb") as f:
+        f.seek(hdr.data_offset)
+        if hdr.encoding == "text":
+            return _text_digest(hdr, f.read(hdr.nbytes // hdr.dtype.itemsize * _TEXT_BYTES_PER_VOXEL + 1))
+        dec = None if hdr.encoding == "raw" else zlib.decompressobj(
+            16 + zlib.MAX_WBITS if hdr.encoding == "gzip" else 32 + zlib.MAX_WBITS)
+        while left > 0:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                break
+            buf = chunk if dec is None else dec.decompress(chunk, left)
+            while True:
+                h.update(buf[:left])
+                left -= min(left, len(buf))
+                if dec is None or not dec.unconsumed_tail or left <= 0:
+                    break
+                buf = dec.decompress(dec.unconsumed_tail, left)
+    if left > 0:
+        raise StudyReadError(hdr.path, f"truncated: {left} of {hdr.nbytes} declared voxel bytes missing")
+    return h.hexdigest()
+
+
+def _text_digest(hdr: TextHeader, text: bytes) -> str:
+    n = math.prod(hdr.sizes)
+    if len(text) > n * _TEXT_BYTES_PER_VOXEL:
+        raise StudyReadError(hdr.path, f"text voxel data longer than {_TEXT_BYTES_PER_VOXEL} bytes per voxel")
+    values = np.array(text.split()[:n], dtype=np.float64)
+    if values.size < n:
+        raise StudyReadError(hdr.path, f"truncated: {values.size} text values for {n} declared voxels")
+    return hashlib.sha256(values.astype(hdr.dtype).tobytes()).hexdigest()

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -25,6 +26,9 @@ from model_core.errors import GeometryError, StudyReadError
 from model_core.studies.study import Study, Volume
 
 logger = logging.getLogger(__name__)
+
+MAX_ANISOTROPY = 50.0
+"""Largest ratio between a volume's voxel sizes (real MR stays below about 15)."""
 
 DEFAULT_MAX_BYTES = 1 << 30
 """Default cap on one volume's float32 size in memory (1 GiB), checked from the header before any read."""
@@ -64,6 +68,10 @@ class ReadLimits:
             the count in ``meta["nonfinite_zeroed"]``.
         worker_timeout_s: wall-clock limit for one read in the isolating child process (NRRD/MHA/MHD).
         max_files: most files scanned in one DICOM folder.
+        max_phases: most DCE phases in one study (checked before any phase is read from a manifest).
+        max_b_values: most DWI b-values in one study.
+        max_study_bytes: cap on the float32 bytes of all volumes of one study together (default 4 GiB),
+            checked as each volume is read.
     """
 
     max_bytes: int = DEFAULT_MAX_BYTES
@@ -74,6 +82,9 @@ class ReadLimits:
     nonfinite: Literal["reject", "zero"] = "reject"
     worker_timeout_s: float = 120.0
     max_files: int = 20000
+    max_phases: int = 32
+    max_b_values: int = 16
+    max_study_bytes: int = 4 << 30
 
 
 DEFAULT_LIMITS = ReadLimits()
@@ -93,6 +104,23 @@ def reading(path: object, what: str, extra: tuple[type[BaseException], ...] = ()
         raise
     except (*BOUNDARY_ERRORS, *extra) as exc:
         raise StudyReadError(path, f"{what}: {type(exc).__name__}: {_short(exc)}") from exc
+
+
+def confined(path: Path, root: Path, who: object, what: str) -> Path:
+    """``path`` with every link followed, refused unless it stays inside the folder ``root``.
+
+    Raises:
+        StudyReadError: naming ``who``, when ``path`` resolves outside ``root`` (a link leaving the study
+            folder) or cannot be resolved (a symlink loop).
+    """
+    try:
+        base = root.resolve()
+        target = path.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise StudyReadError(who, f"{what}: cannot resolve {path.name!r} (symlink loop?): {exc}") from exc
+    if not target.is_relative_to(base):
+        raise StudyReadError(who, f"{what}: {path.name!r} leaves the study folder (leads outside it); refused")
+    return target
 
 
 def check_shape(path: object, shape: Sequence[int], limits: ReadLimits = DEFAULT_LIMITS) -> tuple[int, ...]:
@@ -160,6 +188,11 @@ def check_affine(path: object, affine: np.ndarray, limits: ReadLimits = DEFAULT_
         raise StudyReadError(path, f"affine last row is {a[3].tolist()}, expected [0, 0, 0, 1]")
     norms = np.linalg.norm(a[:3, :3], axis=0)
     check_spacing(path, norms, limits)
+    if float(norms.max()) > MAX_ANISOTROPY * float(norms.min()):
+        raise StudyReadError(
+            path, f"absurd geometry: voxel sizes {norms.round(4).tolist()} mm differ by more than "
+            f"{MAX_ANISOTROPY:g}x between axes"
+        )
     det = float(np.linalg.det(a[:3, :3]))
     if not abs(det) >= 1e-3 * float(np.prod(norms)):
         raise StudyReadError(
@@ -219,8 +252,49 @@ def check_same_geometry(volumes: Sequence[Volume], what: str, atol_mm: float = 1
         )
 
 
-def validate_study(study: Study) -> Study:
-    """Study-level checks: DCE phases share one grid (else GeometryError); a DWI grid mismatch is logged."""
+def check_study_counts(path: object, n_phases: int, n_b_values: int, limits: ReadLimits = DEFAULT_LIMITS) -> None:
+    """Refuse more DCE phases or DWI b-values than the limits allow (before reading them)."""
+    if n_phases > limits.max_phases:
+        raise StudyReadError(path, f"{n_phases} DCE phases, above the limit of {limits.max_phases} "
+                                   "(raise ReadLimits.max_phases)")
+    if n_b_values > limits.max_b_values:
+        raise StudyReadError(path, f"{n_b_values} DWI b-values, above the limit of {limits.max_b_values} "
+                                   "(raise ReadLimits.max_b_values)")
+
+
+class StudyBudget:
+    """Running total of a study's float32 bytes; :meth:`add` refuses the volume that passes the cap."""
+
+    def __init__(self, path: object, limits: ReadLimits = DEFAULT_LIMITS) -> None:
+        self.path, self.limits, self.total = path, limits, 0
+
+    def add(self, vol: Volume) -> Volume:
+        self.total += int(vol.data.size) * 4
+        if self.total > self.limits.max_study_bytes:
+            raise StudyReadError(
+                self.path, f"the study's volumes take more than {self.limits.max_study_bytes / 2**30:.1f} GiB "
+                f"as float32 (reached at {vol.source}); raise ReadLimits.max_study_bytes to read it"
+            )
+        return vol
+
+
+def check_not_constant(vol: Volume) -> None:
+    """Refuse a blank or constant image: every voxel the same value carries nothing the model can judge."""
+    if vol.data.size and float(vol.data.min()) == float(vol.data.max()):
+        raise StudyReadError(
+            vol.source, f"every voxel is {float(vol.data.flat[0]):g}: a blank or constant image, nothing to analyse"
+        )
+
+
+def validate_study(study: Study, limits: ReadLimits = DEFAULT_LIMITS) -> Study:
+    """Study-level checks: phase / b-value counts and the study's total size (StudyReadError), DCE phases
+    share one grid (else GeometryError); a DWI grid mismatch is logged."""
+    where = study.study_id or "study"
+    check_study_counts(where, len(study.dce or []), len(study.dwi), limits)
+    budget = StudyBudget(where, limits)
+    for vol in [*(study.dce or []), *study.dwi.values(), *(v for v in (study.t2, study.t1) if v is not None)]:
+        budget.add(vol)
+        check_not_constant(vol)
     if study.dce:
         check_same_geometry(study.dce, "DCE phases")
     if len(study.dwi) > 1:

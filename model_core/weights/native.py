@@ -25,6 +25,7 @@ from model_core.errors import CheckpointError, IntegrityError
 from model_core.network.config import MomeConfig
 from model_core.network.mome import Mome
 from model_core.network.multiway import BRANCHES
+from model_core.weights.card_seal import SEAL_KEY, verify_card_seal, write_card
 from model_core.weights.official import load_official_state_dict
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,14 @@ CARD_FORMAT = "napari-mome-model-card"
 CARD_VERSION = 1
 RESEARCH_USE = ("Research use only. Not a medical device; not for clinical decisions. "
                 "Outputs are decision support for research and must not replace a radiologist.")
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "config": dict, "weights_sha256": str, "weights_file": str, "tied_modules": list, "name": str,
+    "description": str, "intended_use": str, "provenance": dict, "training": dict, "metrics": dict,
+    "thresholds": dict, "preprocess": dict, "created": str, "card_sha256": str, "format_version": int,
+}
+_JSON_NAME: dict[Any, str] = {dict: "object", str: "string", list: "array", int: "integer"}
 
 
 def card_path_for(weights: str | os.PathLike[str]) -> Path:
@@ -68,25 +77,50 @@ class ModelCard:
     thresholds: dict[str, Any] = field(default_factory=dict)
     preprocess: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    card_sha256: str = ""
     format: str = CARD_FORMAT
     format_version: int = CARD_VERSION
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Top-level card fields this version does not know (e.g. ``notes``); kept, written back and sealed."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        return {**d.pop("extras"), **d}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "model card") -> ModelCard:
+        """Build a card from its JSON dict, checking the type of every known field.
+
+        Raises:
+            CheckpointError: not a card, a newer format, or a field of the wrong JSON type.
+        """
+        if not isinstance(d, Mapping):
+            raise CheckpointError(f"{source}: a model card must be a JSON object, got {type(d).__name__}")
         if d.get("format") != CARD_FORMAT:
             raise CheckpointError(f"{source}: not a napari-mome model card (format={d.get('format')!r})")
         if int(d.get("format_version", 0)) > CARD_VERSION:
             raise CheckpointError(f"{source}: card format version {d.get('format_version')} is newer than "
                                   f"this package supports ({CARD_VERSION})")
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+        if "config" not in d:
+            raise CheckpointError(f"{source}: the model card has no 'config'")
+        for key, value in d.items():
+            want = _FIELD_TYPES.get(key)
+            if want is not None and not isinstance(value, want):
+                raise CheckpointError(f"{source}: card field {key!r} must be a JSON "
+                                      f"{_JSON_NAME[want]}, got {type(value).__name__}")
+        known = set(cls.__dataclass_fields__) - {"extras"}
+        return cls(**{k: v for k, v in d.items() if k in known},
+                   extras={k: v for k, v in d.items() if k not in known})
 
     @property
     def mome_config(self) -> MomeConfig:
-        return MomeConfig.from_dict(self.config)
+        """The network configuration (checked against the memory budget).
+
+        Raises:
+            ConfigError: the recorded config is not a valid :class:`MomeConfig`.
+            BudgetError: the config asks for a model too large to build (limit named in the message).
+        """
+        return MomeConfig.checked_from_dict(self.config, "model card config")
 
 
 def compact_state_dict(model: Mome) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -128,12 +162,18 @@ def save_native(model: Mome, path: str | os.PathLike[str], card: ModelCard | Non
     card.weights_sha256 = sha256_file(path)
     card.tied_modules = tied
     card.created = card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    card_path_for(path).write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+    card.card_sha256 = write_card(card_path_for(path), card.to_dict())[SEAL_KEY]
     log.info("wrote %s (%s) and its card", path, card.weights_sha256[:12])
     return card
 
 
 def read_card(weights: str | os.PathLike[str]) -> ModelCard:
+    """The card beside ``weights``, its seal verified (:mod:`model_core.weights.card_seal`).
+
+    Raises:
+        CheckpointError: missing or unreadable card, or a field of the wrong type.
+        CardIntegrityError: the card is unsealed or was changed after sealing.
+    """
     cp = card_path_for(weights)
     if not cp.is_file():
         raise CheckpointError(f"{weights}: model card {cp.name} not found beside the weights")
@@ -141,7 +181,9 @@ def read_card(weights: str | os.PathLike[str]) -> ModelCard:
         data = json.loads(cp.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{cp}: unreadable model card ({exc})") from exc
-    return ModelCard.from_dict(data, str(cp))
+    card = ModelCard.from_dict(data, str(cp))
+    verify_card_seal(data, str(cp))
+    return card
 
 
 def load_native(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> tuple[Mome, ModelCard]:

@@ -152,6 +152,11 @@ def load_official_state_dict(
               for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
     if missing or unexpected or shapes:
         raise CheckpointError(format_problems(source, missing, unexpected, shapes))
+    kinds = [f"{k}: {sd[k].dtype}" for k, v in expected.items()
+             if v.is_floating_point() and not (sd[k].is_floating_point() and sd[k].element_size() >= 2)]
+    if kinds:
+        raise CheckpointError(f"{source}: {len(kinds)} floating-point tensor(s) stored as an integer, boolean "
+                              f"or 8-bit type, which would load as wrong weights: {', '.join(kinds[:5])}")
     report = LoadReport(source)
     for name, mw in model.frozen_multiways():
         if tie_equal and _copies_equal(sd, name, mw):

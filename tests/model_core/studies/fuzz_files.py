@@ -285,7 +285,9 @@ def itk_raw_case(rng: np.random.Generator, bases: dict[str, bytes], work: Path, 
     size = itk_expected_shape(path) or (6, 7, 5)
 
     def read() -> object:
-        arr, _ = isolate.read_with_sitk(path, "MetaImageIO", size, 1 << 30, 60.0)  # type: ignore[arg-type]
+        arr, _ = isolate.read_with_sitk(
+            path, "MetaImageIO", size, 1 << 30, 60.0, np.dtype("<f8"), None  # type: ignore[arg-type]
+        )
         return arr
 
     try:
