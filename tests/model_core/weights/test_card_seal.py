@@ -139,7 +139,8 @@ def test_threshold_defects_are_typed(record: Any) -> None:
 
 def test_integer_weights_are_refused(tmp_path: Path) -> None:
     import torch
-    from model_core.weights.checkpoint import load_official_state_dict
+
+    from model_core.weights.official import load_official_state_dict
 
     model = Mome(MomeConfig.preset("tiny")).eval()
     sd = {k: (v.to(torch.int8) if v.is_floating_point() else v) for k, v in model.state_dict().items()}

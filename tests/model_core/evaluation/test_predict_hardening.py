@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_core.engine.cohort import (
+
+from model_core import MomeConfig
+from model_core.cli.main import main
+from model_core.engine.audit import read_audit
+from model_core.engine.predictor import Predictor, RunOptions
+from model_core.evaluation import predict as cohort_mod
+from model_core.evaluation.predict import (
     CohortError,
     case_dir,
     case_dir_name,
@@ -19,14 +25,9 @@ from model_core.engine.cohort import (
     predict_cohort,
     read_cohort,
 )
-
-from model_core import MomeConfig
-from model_core.cli.main import main
-from model_core.engine import cohort as cohort_mod
-from model_core.engine.audit import read_audit
-from model_core.engine.demo import untrained_model
-from model_core.engine.predictor import Predictor, RunOptions
+from model_core.network.factory import untrained_model
 from model_core.phantom import write_cohort
+from model_core.runtime import Runtime
 from model_core.weights.native import ModelCard, save_native
 
 
@@ -51,7 +52,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _predictor(world: dict[str, Path], audit: Path | None = None) -> Predictor:
-    return Predictor.from_native(world["weights"], device="cpu", threads=1, audit_log=audit)
+    return Predictor.from_native(world["weights"], runtime=Runtime("cpu", threads=1), audit_log=audit)
 
 
 def _mixed_csv(world: dict[str, Path], tmp_path: Path) -> tuple[Path, list[str]]:
@@ -69,9 +70,7 @@ def _mixed_csv(world: dict[str, Path], tmp_path: Path) -> tuple[Path, list[str]]
 def test_mixed_cohort_finishes_every_good_study_and_records_every_bad_one(
     world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import model_core.studies as studies
-
-    real = studies.read_study
+    real = cohort_mod.read_study
 
     def read_or_explode(path, limits=None):  # noqa: ANN001, ANN202
         """The first read of the second good study (row "boom") raises an untyped MemoryError."""
@@ -81,7 +80,7 @@ def test_mixed_cohort_finishes_every_good_study_and_records_every_bad_one(
         return real(path, limits)
 
     explode = [True]
-    monkeypatch.setattr(studies, "read_study", read_or_explode)
+    monkeypatch.setattr(cohort_mod, "read_study", read_or_explode)
     mixed, good_ids = _mixed_csv(world, tmp_path)
     audit = tmp_path / "audit.jsonl"
     out = tmp_path / "out.jsonl"
@@ -144,7 +143,7 @@ def test_cli_input_errors_are_one_typed_line(world: dict[str, Path], tmp_path: P
         assert main([*base[:1], str(tmp_path / "missing.csv"), *base[1:], "--out", str(tmp_path / "o.jsonl")]) == 2
         assert main([*base[:1], str(world["good_csv"]), *base[1:], "--out", str(tmp_path)]) == 2
     text = caplog.text
-    assert "not UTF-8" in text and "cannot read the cohort CSV" in text and "not a folder" in text
+    assert "not UTF-8" in text and "no such cohort CSV" in text and "not a folder" in text
     assert "Traceback" not in text
     with pytest.raises(CohortError):
         read_cohort(latin)
