@@ -15,7 +15,14 @@ Layers
   layer) because DWI/T2 live on other grids and each phase is a model input of its own. Only one layer
   is visible at first: the first post-contrast DCE phase if there is one, else the first layer.
 * A single file gives one layer named after the file (a 4-D file: one 4-D layer, channel axis first).
-  A single ``.dcm`` file gives the layers of its series (read from the files of its folder).
+  A single ``.dcm`` file gives the layers of its series (read from the files of its folder). Viewing never
+  needs a study: a file that is not one opens as a plain image.
+* Masks and label maps (a file name containing ``label``, ``mask`` or ``seg``, or a study manifest's
+  ``extra.mask``) open as a ``"labels"`` layer drawn as contours over the image; a study's mask is loaded
+  with its study.
+
+Display: contrast limits are robust percentiles (:data:`CONTRAST_PERCENTILES`, on a strided sample), not
+min/max; each role has its colormap (:data:`ROLE_COLORMAPS`).
 
 Axes and world space (all layers share one world frame)
 -------------------------------------------------------
@@ -46,6 +53,11 @@ from model_core.studies.sniff import sniff
 
 logger = logging.getLogger(__name__)
 
+CONTRAST_PERCENTILES = (0.5, 99.5)
+ROLE_COLORMAPS = {"dce": "gray", "dwi": "magma", "t2": "bone", "t1": "gray"}
+LABEL_WORDS = ("label", "mask", "seg")
+_SAMPLE_VOXELS = 200_000
+
 LayerData = tuple[np.ndarray, dict[str, Any], str]
 ReaderFunction = Callable[[Any], list[LayerData]]
 
@@ -74,14 +86,18 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
     for p in paths:
         kind = sniff(p)
         if kind in ("folder", "manifest"):
-            layers += study_layers(read_study(p))
+            folder = Path(p) if Path(p).is_dir() else Path(p).parent
+            layers += study_layers(read_study(p), folder)
         elif kind == "dicom":
             vols = read_series_of_file(p)
             for i, vol in enumerate(vols):
                 name = _series_name(vol) + (f"_{i}" if len(vols) > 1 else "")
                 layers.append(volume_layer(vol, name, role=None))
         elif kind in ("nifti", "itk"):
-            layers.append(volume_layer(read_volume(p), _file_stem(p), role=None))
+            stem = _file_stem(p)
+            vol = read_volume(p)
+            layers.append(label_layer(vol, stem) if is_label_name(stem) and vol.data.ndim == 3
+                          else volume_layer(vol, stem, role=None))
         else:
             raise StudyReadError(p, "not a readable image file or study folder")
     return layers
@@ -95,6 +111,26 @@ def _file_stem(path: str | os.PathLike[str]) -> str:
     return name
 
 
+def is_label_name(name: str) -> bool:
+    """True for names of masks and label maps (``lesion_mask``, ``labels``, ``tumour_seg`` ...)."""
+    low = name.lower()
+    return any(word in low for word in LABEL_WORDS)
+
+
+def robust_limits(data: np.ndarray) -> tuple[float, float]:
+    """Contrast limits: the :data:`CONTRAST_PERCENTILES` of a strided sample of ``data`` (any shape)."""
+    flat = np.asarray(data).reshape(-1)
+    step = max(1, flat.size // _SAMPLE_VOXELS)
+    sample = flat[::step].astype(np.float64)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(sample, CONTRAST_PERCENTILES))
+    if hi <= lo:
+        lo, hi = float(sample.min()), float(sample.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
 def _series_name(vol: Any) -> str:
     desc = str(vol.meta.get("series_description") or "").strip()
     number = vol.meta.get("series_number")
@@ -103,24 +139,16 @@ def _series_name(vol: Any) -> str:
 
 def volume_layer(vol: Any, name: str, role: str | None, **extra: Any) -> LayerData:
     """One napari layer tuple for a :class:`~model_core.studies.study.Volume` (see the module docstring)."""
-    from model_core.studies.orient import is_axis_aligned, napari_affine
+    from model_core.studies.orient import napari_affine
 
     naff = napari_affine(vol.affine)
     if vol.data.ndim == 3:
         data = vol.data.transpose(2, 1, 0)
     else:
         data = vol.data.transpose(0, 3, 2, 1)
-    kwargs: dict[str, Any] = {"name": name, "colormap": "gray"}
-    lead = [1.0] if vol.data.ndim == 4 else []
-    if is_axis_aligned(naff):
-        kwargs["scale"] = tuple(lead + np.diag(naff)[:3].tolist())
-        kwargs["translate"] = tuple([0.0] * len(lead) + naff[:3, 3].tolist())
-    elif vol.data.ndim == 3:
-        kwargs["affine"] = naff
-    else:
-        big = np.eye(5)
-        big[1:, 1:] = naff
-        kwargs["affine"] = big
+    kwargs: dict[str, Any] = {"name": name, "colormap": ROLE_COLORMAPS.get(role or "", "gray"),
+                              "contrast_limits": robust_limits(data)}
+    kwargs.update(_placement(naff, vol.data.ndim))
     kwargs["metadata"] = {
         "role": role,
         "affine": np.array(vol.affine),
@@ -132,6 +160,36 @@ def volume_layer(vol: Any, name: str, role: str | None, **extra: Any) -> LayerDa
         **extra,
     }
     return data, kwargs, "image"
+
+
+def _placement(naff: np.ndarray, ndim: int) -> dict[str, Any]:
+    """``scale`` + ``translate`` for an axis-aligned napari affine, else the full ``affine``."""
+    from model_core.studies.orient import is_axis_aligned
+
+    lead = [1.0] if ndim == 4 else []
+    if is_axis_aligned(naff):
+        return {"scale": tuple(lead + np.diag(naff)[:3].tolist()),
+                "translate": tuple([0.0] * len(lead) + naff[:3, 3].tolist())}
+    if ndim == 3:
+        return {"affine": naff}
+    big = np.eye(5)
+    big[1:, 1:] = naff
+    return {"affine": big}
+
+
+def label_layer(vol: Any, name: str, **extra: Any) -> LayerData:
+    """A ``"labels"`` layer tuple for a 3-D mask or label map: integer labels (a float mask is rounded),
+    drawn as contours, on the same world placement as :func:`volume_layer` gives its grid."""
+    from model_core.studies.orient import napari_affine
+
+    naff = napari_affine(vol.affine)
+    values = np.rint(np.nan_to_num(np.asarray(vol.data, dtype=np.float64))).transpose(2, 1, 0)
+    dtype = np.uint8 if values.min() >= 0 and values.max() < 256 else np.int32
+    kwargs: dict[str, Any] = {"name": name, "opacity": 0.9, "metadata": {
+        "role": "mask", "affine": np.array(vol.affine), "napari_affine": naff, "source": vol.source,
+        "spacing": vol.spacing, **extra}}
+    kwargs.update(_placement(naff, 3))
+    return values.astype(dtype), kwargs, "labels"
 
 
 def volume_from_layer(data: np.ndarray, metadata: dict[str, Any]) -> Any:
@@ -148,8 +206,10 @@ def volume_from_layer(data: np.ndarray, metadata: dict[str, Any]) -> Any:
     )
 
 
-def study_layers(study: Any) -> list[LayerData]:
-    """Layer tuples for every volume of a :class:`~model_core.studies.study.Study`, in model order."""
+def study_layers(study: Any, folder: str | os.PathLike[str] | None = None, mask: Any = None) -> list[LayerData]:
+    """Layer tuples for every volume of a :class:`~model_core.studies.study.Study`, in model order, then its
+    lesion mask as a labels layer: ``mask`` (a ``Volume``), else the manifest's ``extra.mask`` file read
+    from ``folder``."""
     common = {
         "study_id": study.study_id,
         "dce_is_subtraction": study.dce_is_subtraction,
@@ -171,4 +231,21 @@ def study_layers(study: Any) -> list[LayerData]:
         layers.append(volume_layer(study.t1, "T1", "t1", **common))
     for i, (_, kwargs, _) in enumerate(layers):
         kwargs["visible"] = i == visible_index
+    mask_vol = mask if mask is not None else _manifest_mask(study, folder)
+    if mask_vol is not None:
+        layers.append(label_layer(mask_vol, "lesion_mask", study_id=study.study_id))
     return layers
+
+
+def _manifest_mask(study: Any, folder: str | os.PathLike[str] | None) -> Any:
+    """The volume named by the manifest's ``extra.mask`` (relative to ``folder``), or ``None``."""
+    from model_core.studies import read_volume
+
+    name = study.clinical.extra.get("mask")
+    if folder is None or not isinstance(name, str):
+        return None
+    path = Path(folder) / name
+    if not path.is_file() or path.resolve().parent != Path(folder).resolve():
+        logger.warning("study %s: mask %r not found beside its study.json", study.study_id, name)
+        return None
+    return read_volume(path)

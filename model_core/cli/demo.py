@@ -1,9 +1,13 @@
-"""``mome demo``: a synthetic study through the whole pipeline (result JSON on stdout)."""
+"""``mome demo``: a synthetic study through the whole pipeline. The result JSON, the saliency NIfTIs and the
+analysed study go to ``--out``; the human summary is printed last (on stdout, or on stderr with
+``--stdout``, which also prints the JSON on stdout)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from pathlib import Path
 from typing import Any
 
 from model_core.cli.common import emit, progress_logger, runtime_from_args
@@ -14,22 +18,27 @@ log = logging.getLogger(__name__)
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from model_core.engine.demo import DEMO_IG_STEPS, run_demo
+    from model_core.engine.demo import DEMO_IG_STEPS, STUDY_FOLDER, run_demo, summary_lines
 
     out = args.out or tempfile.mkdtemp(prefix="mome-demo-")
     bar = progress_logger("demo")
     steps = DEMO_IG_STEPS if args.ig_steps is None else args.ig_steps
-    result, _ = run_demo(out, seed=args.seed, tta=args.tta, explain=not args.no_explain, ig_steps=steps,
-                         weights=args.weights, preset=args.preset, scale=args.scale, progress=bar,
-                         runtime=runtime_from_args(args), audit_log=args.audit)
-    emit(result.to_dict(), None)
-    log.info("outputs in %s", out)
+    result, notice = run_demo(out, seed=args.seed, tta=args.tta, explain=not args.no_explain, ig_steps=steps,
+                              weights=args.weights, preset=args.preset, scale=args.scale, progress=bar,
+                              runtime=runtime_from_args(args), audit_log=args.audit, log_summary=False)
+    if args.stdout:
+        emit(result.to_dict(), None)
+    lines = [f"result: {Path(out) / 'result.json'} (saliency_*.nii.gz beside it)",
+             f"study: {Path(out) / STUDY_FOLDER} (view with: mome view {Path(out) / STUDY_FOLDER})",
+             *summary_lines(result, notice)]
+    (sys.stderr if args.stdout else sys.stdout).write("\n".join(lines) + "\n")
     return 0
 
 
 def add_subparser(subparsers: Any) -> None:
     """Register the subcommand on the ``mome`` sub-parsers."""
-    d = subparsers.add_parser("demo", help="a synthetic study through the whole pipeline (result JSON on stdout)")
+    d = subparsers.add_parser("demo", help="a synthetic study through the whole pipeline (result JSON, saliency "
+                              "NIfTIs and the study into --out; a summary on stdout)")
     d.add_argument("--out", help="output folder for result.json and saliency NIfTIs (default: a new temp dir)")
     d.add_argument("--seed", type=int, default=None, help="phantom seed (default: the demo case)")
     d.add_argument("--tta", default="none", choices=("none", "interactive", "full"), help="test-time augmentation")
@@ -47,4 +56,6 @@ def add_subparser(subparsers: Any) -> None:
                    help="torch CPU threads (default 1: reproducible, and on a busy 2-core machine two threads "
                         "stall at every barrier, measured 7x slower; use 0 for torch's default)")
     d.add_argument("--audit", help="append an audit line (JSONL) to this file")
+    d.add_argument("--stdout", action="store_true",
+                   help="also print the result JSON on stdout (the summary then goes to stderr)")
     d.set_defaults(func=run)

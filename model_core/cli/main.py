@@ -1,6 +1,6 @@
 """The ``mome`` command line: one module per subcommand (``bench``, ``card``, ``convert``, ``demo``,
-``predict``, ``phantom``, ``train``, ``evaluate-model``, ``evaluate``, ``reproduce-paper``), each with
-``add_subparser``.
+``predict``, ``phantom``, ``train``, ``evaluate-model``, ``evaluate``, ``reproduce-paper``, ``view``), each
+with ``add_subparser``.
 
 Logging goes to stderr; machine-readable results (JSON) go to stdout.
 """
@@ -12,7 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from model_core.cli import bench, card, convert, demo, evaluate, evaluate_model, phantom, predict, reproduce, train
+from model_core.cli import (
+    bench, card, convert, demo, evaluate, evaluate_model, phantom, predict, reproduce, train, view,
+)
 from model_core.errors import MomeError
 
 log = logging.getLogger("model_core")
@@ -23,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(research use only; not for clinical decisions).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (bench, card, convert, demo, predict, phantom, train, evaluate_model, evaluate, reproduce):
+    for module in (bench, card, convert, demo, predict, phantom, train, evaluate_model, evaluate, reproduce, view):
         module.add_subparser(sub)
     return parser
 

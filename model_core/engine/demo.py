@@ -2,9 +2,10 @@
 
 A phantom study (fixed seed) is analysed by the shipped demo model (``resources/demo.safetensors`` +
 ``demo.card.json``: trained on synthetic phantoms, not for clinical use) when it is present, otherwise by an
-**untrained** demo-preset network whose numbers are meaningless; both are said loudly. The result JSON
-goes to stdout (via the CLI), a human summary to the log (stderr), and ``result.json`` plus
-``saliency_<modality>.nii.gz`` to the output folder. The untrained network is
+**untrained** demo-preset network whose numbers are meaningless; both are said loudly. The output folder
+gets ``result.json``, ``saliency_<modality>.nii.gz`` and, in ``study/``, the analysed study itself (NIfTI
+files, its lesion mask and ``study.json``), so the saliency volumes can be overlaid on their images
+(``mome view <out>/study``). The CLI prints a human summary last. The untrained network is
 :func:`model_core.network.factory.untrained_model`.
 """
 
@@ -37,6 +38,8 @@ RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 DEMO_WEIGHTS = RESOURCES / "demo.safetensors"
 UNTRAINED = "UNTRAINED network: numbers are meaningless"
 TRAINED_ON_PHANTOMS = "demo weights trained on synthetic phantoms, not for clinical use"
+STUDY_FOLDER = "study"
+"""Sub-folder of the demo's output folder holding the analysed study."""
 DEMO_PREPROCESS = PreprocessOptions(crop=("dce", "dwi", "t2"))
 """The demo preset's preprocessing (its DWI canvas holds the breast crop, not the whole field of view), as
 recorded in the shipped demo model's card; used for an untrained demo-preset network."""
@@ -89,9 +92,11 @@ def summary_lines(result: Result, notice: str) -> list[str]:
 def run_demo(
     out_dir: str | os.PathLike[str] | None = None, *, seed: int | None = None, tta: TTA = "none",
     explain: bool = True, ig_steps: int = DEMO_IG_STEPS, weights: str | os.PathLike[str] | None = None,
-    preset: str = "demo", scale: float = 1.0, progress: ProgressFn | None = None, **predictor_kw: Any,
+    preset: str = "demo", scale: float = 1.0, progress: ProgressFn | None = None, log_summary: bool = True,
+    **predictor_kw: Any,
 ) -> tuple[Result, str]:
-    """Generate the demo study, analyse it, write the outputs (when ``out_dir``) and log a summary.
+    """Generate the demo study, analyse it, write the outputs and the study (when ``out_dir``) and log a
+    summary (unless ``log_summary=False``: the caller shows it).
 
     Returns:
         ``(result, notice)``; ``notice`` is :data:`UNTRAINED` or :data:`TRAINED_ON_PHANTOMS`.
@@ -108,8 +113,12 @@ def run_demo(
     result.provenance["demo"] = {"notice": notice, "phantom_seed": seed, "phantom_scale": scale,
                                  "synthetic": True, "ground_truth_malignant": bool(case.truth.malignant)}
     if out_dir is not None:
+        from model_core.phantom.writers import write_nifti_study
+
         paths = result.write(out_dir)
+        paths["study"] = write_nifti_study(case, Path(out_dir) / STUDY_FOLDER)
         log.info("wrote %s", ", ".join(sorted(str(p) for p in paths.values())))
-    for line in summary_lines(result, notice):
-        log.info("%s", line)
+    if log_summary:
+        for line in summary_lines(result, notice):
+            log.info("%s", line)
     return result, notice

@@ -28,16 +28,41 @@ def test_cli_demo_untrained_writes_result_and_saliency(tmp_path, monkeypatch, ca
     out = tmp_path / "out"
     with caplog.at_level(logging.INFO):
         rc = main(["demo", "--out", str(out), "--preset", "tiny", "--scale", "0.5", "--ig-steps", "4",
-                   "--audit", str(tmp_path / "audit.jsonl")])
+                   "--audit", str(tmp_path / "audit.jsonl"), "--stdout"])
     assert rc == 0
-    d = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    d = json.loads(captured.out)
+    assert captured.err.rstrip().endswith(f"*** {demo.UNTRAINED} ***")  # the summary comes last
     assert d["schema"] == "napari-mome-result/1" and set(d["saliency"]) == {"dce", "dwi", "t2"}
     assert d["provenance"]["demo"]["notice"] == demo.UNTRAINED and d["provenance"]["demo"]["synthetic"] is True
     assert "UNTRAINED network: numbers are meaningless" in caplog.text
-    assert "Shapley" in caplog.text and "BI-RADS" in caplog.text
+    assert "Shapley" in captured.err and "BI-RADS" in captured.err
     back = Result.read(out)
     assert back.probability == d["probability"] and set(back.saliency) == {"dce", "dwi", "t2"}
     assert (tmp_path / "audit.jsonl").read_text().count("\n") == 1
+
+
+def test_cli_demo_writes_its_study_and_prints_the_summary_last(tmp_path, monkeypatch, capsys) -> None:
+    """Without --stdout the JSON goes only to the file; the analysed study lies beside it, its saliency
+    NIfTIs on the grids (affines) of that study's files; the summary is the last thing on stdout."""
+    import nibabel as nib
+    import numpy as np
+
+    from model_core.studies import read_study
+
+    monkeypatch.setattr(demo, "DEMO_WEIGHTS", tmp_path / "absent.safetensors")
+    out = tmp_path / "out"
+    assert main(["demo", "--out", str(out), "--preset", "tiny", "--scale", "0.5", "--ig-steps", "4"]) == 0
+    text = capsys.readouterr().out
+    assert not text.lstrip().startswith("{") and text.rstrip().endswith(f"*** {demo.UNTRAINED} ***")
+    assert str(out / "result.json") in text and "Shapley" in text
+    study = read_study(out / demo.STUDY_FOLDER)
+    assert study.clinical.extra["mask"] == "lesion_mask.nii.gz"
+    refs = {"dce": study.dce[0], "dwi": study.dwi[max(study.dwi)], "t2": study.t2}
+    for mod, ref in refs.items():
+        sal = nib.load(str(out / f"saliency_{mod}.nii.gz"))
+        assert sal.shape == ref.data.shape
+        assert np.allclose(sal.affine, ref.affine, atol=1e-5)
 
 
 def test_demo_with_weights_says_phantom_trained(tmp_path, caplog) -> None:
