@@ -23,6 +23,13 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 
 
+def preload() -> None:
+    """Import what a Run imports lazily (captum, which imports matplotlib.pyplot and IPython), here on the
+    GUI thread when the widget opens: an import in the worker holds the interpreter lock for up to a
+    second (unmarshalling bytecode) and would freeze the viewer mid-run."""
+    import captum.attr  # noqa: F401
+
+
 def default_threads() -> int:
     """CPU threads for the model: all cores but one, which stays free for the viewer."""
     return max(1, (os.cpu_count() or 2) - 1)
@@ -38,7 +45,11 @@ class ModelChoice:
 
     @property
     def is_demo(self) -> bool:
-        return self.path is None
+        """The bundled demo weights, chosen as the default or picked as a file."""
+        from model_core.engine.demo import demo_weights_path
+
+        demo = demo_weights_path()
+        return self.path is None or (demo is not None and Path(self.path).resolve() == demo.resolve())
 
 
 def load_predictor(choice: ModelChoice) -> tuple[Predictor, str]:

@@ -3,9 +3,10 @@
 Layers opened by this plugin's reader or sample carry ``metadata["role"]`` (and ``phase`` / ``b_value``);
 :func:`guess_inputs` fills the widget's pickers from that. Layers opened any other way have no role: the
 user picks them by hand, and :func:`build_study` needs only their data and world placement. A layer's
-RAS affine is ``metadata["affine"]`` when present, else it is rebuilt from the layer's own
-``data_to_world`` transform (the inverse of :func:`model_core.studies.orient.napari_affine`).
-This module imports no Qt.
+RAS affine is ``metadata["affine"]`` when present, else it is rebuilt from the layer's own data-to-world
+transform (``affine`` after ``scale``/``translate``/``rotate``/``shear``) by inverting
+:func:`model_core.studies.orient.napari_affine`.
+This module imports no Qt (napari only inside :func:`ras_affine`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def ras_affine(layer: Any) -> np.ndarray:
     meta = getattr(layer, "metadata", {}) or {}
     if "affine" in meta:
         return np.asarray(meta["affine"], dtype=np.float64)
-    world = np.asarray(layer.data_to_world.affine_matrix, dtype=np.float64)  # (k,j,i) -> (S,P,L)
+    from napari.utils.transforms import Affine
+
+    physical = Affine(scale=layer.scale, translate=layer.translate, rotate=layer.rotate, shear=layer.shear)
+    world = np.asarray(layer.affine.affine_matrix @ physical.affine_matrix, dtype=np.float64)  # (k,j,i)->(S,P,L)
     return LPS_TO_RAS @ _REV4 @ world @ _REV4  # LPS_TO_RAS and _REV4 are their own inverses
 
 

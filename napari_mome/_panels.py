@@ -22,8 +22,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QSlider,
     QTableWidget,
@@ -39,29 +37,6 @@ from napari_mome._kinetics import DELAYED_THRESHOLD, classify, roi_mean, subtrac
 from napari_mome._plots import ThemedCanvas
 
 log = logging.getLogger(__name__)
-
-
-class LayerList(QListWidget):
-    """Checkable, drag-orderable list of layer names (the DCE picker: ticked items in list order)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
-        self.setMaximumHeight(110)
-
-    def set_layers(self, names: list[str], checked: list[str]) -> None:
-        """Show ``names``: the ``checked`` ones first, ticked, in their order; then the rest."""
-        keep = [n for n in checked if n in names]
-        self.clear()
-        for name in [*keep, *[n for n in names if n not in keep]]:
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if name in keep else Qt.CheckState.Unchecked)
-            self.addItem(item)
-
-    def checked(self) -> list[str]:
-        items = (self.item(i) for i in range(self.count()))
-        return [it.text() for it in items if it is not None and it.checkState() == Qt.CheckState.Checked]
 
 
 class ResultPanels(QWidget):
@@ -82,15 +57,16 @@ class ResultPanels(QWidget):
         self.subset_label = QLabel("")
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["sequences used", "P(malignant)"])
-        self.table.verticalHeader().setVisible(False)
+        header = self.table.verticalHeader()
+        if header is not None:
+            header.setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setMaximumHeight(240)
         self.shapley = ThemedCanvas(viewer)
-        for w in (self.probability,):
-            lay.addWidget(w)
+        lay.addWidget(self.probability)
         lay.addLayout(self.toggle_row)
-        for w in (self.subset_label, self.table, self.shapley):
-            lay.addWidget(w)
+        for part in (self.subset_label, self.table, self.shapley):
+            lay.addWidget(part)
         lay.addWidget(self._saliency_box())
         lay.addWidget(self._decision_box())
         self.export_button = QPushButton("Export…")
@@ -130,7 +106,8 @@ class ResultPanels(QWidget):
         return self.opacity_slider.value() / 100.0
 
     # ------------------------------------------------------------------ show / clear
-    def clear(self) -> None:
+    def clear(self, blank_plot: bool = True) -> None:
+        """Empty every panel; ``blank_plot=False`` leaves the plot to the caller (about to draw it)."""
         self.result = None
         self.probability.setText("no result yet: choose the inputs and press Run")
         for box in self.toggles.values():
@@ -139,7 +116,8 @@ class ResultPanels(QWidget):
         self.toggles = {}
         self.subset_label.setText("")
         self.table.setRowCount(0)
-        self.shapley.redraw(lambda ax: ax.set_axis_off())
+        if blank_plot:
+            self.shapley.blank()
         self.decision_label.setText("")
         self.export_button.setEnabled(False)
 
@@ -235,6 +213,7 @@ class KineticsPanel(QGroupBox):
         self.canvas = ThemedCanvas(viewer, height=1.8)
         self.mip_button = QPushButton("Add subtraction MIP (first post - pre)")
         self.mip_button.clicked.connect(self.add_mip)
+        self.canvas.blank()
         for w in (self.enabled, self.label, self.canvas, self.mip_button):
             lay.addWidget(w)
 
@@ -249,15 +228,16 @@ class KineticsPanel(QGroupBox):
         idx = np.round(np.asarray(phases[0].world_to_data(world), dtype=np.float64)[-3:]).astype(int)
         if np.any(idx < 0) or np.any(idx >= np.asarray(phases[0].data.shape)):
             return None
-        times = [(p.metadata.get("volume_meta") or {}).get("time_s") for p in phases]
-        values = roi_mean([np.asarray(p.data) for p in phases], idx)
-        curve = classify(values, times if all(t is not None for t in times) else None)
+        found = [(p.metadata.get("volume_meta") or {}).get("time_s") for p in phases]
+        times = [float(t) for t in found if t is not None] if all(t is not None for t in found) else None
+        values = roi_mean([np.asarray(p.data) for p in phases], [int(i) for i in idx])
+        curve = classify(values, times)
         self.curve = curve
         self.label.setText(f"voxel {tuple(int(i) for i in idx)}: {curve.describe()}")
 
         def draw(ax: Any) -> None:
             ax.plot(curve.times_s, curve.values, "o-", color="#f0ad4e")
-            ax.set_xlabel("time after injection (s)" if all(t is not None for t in times) else "phase")
+            ax.set_xlabel("time after injection (s)" if times is not None else "phase")
             ax.set_title(curve.delayed, fontsize=9)
 
         self.canvas.redraw(draw)

@@ -25,7 +25,8 @@ class ThemedCanvas(FigureCanvasQTAgg):
         self.ax = self.figure.add_subplot(111)
         self.figure.subplots_adjust(left=0.16, right=0.95, bottom=0.24, top=0.86)  # fixed: layout engines cost
         # ~0.2 s per draw in software rendering
-        self.setMinimumSize(260, int(height * 80))
+        self.setMinimumWidth(260)
+        self.setFixedHeight(int(height * 80))  # a canvas that changes size re-renders (~0.2 s in software)
         self._style()
 
     def _style(self) -> None:
@@ -43,9 +44,17 @@ class ThemedCanvas(FigureCanvasQTAgg):
             t.set_color(c["text"])
 
     def redraw(self, fn: Any) -> Any:
+        """Clear, draw with ``fn(ax)`` and render now (synchronously: the result is on screen when this
+        returns, and the time it takes is part of showing a result)."""
         self.ax.clear()
         self._style()
         out = fn(self.ax)
         self._style()
-        self.draw_idle()
+        self.draw()
         return out
+
+    def blank(self) -> None:
+        """Empty axes, drawn at the next paint (no synchronous render)."""
+        self.ax.clear()
+        self.ax.set_axis_off()
+        self.draw_idle()

@@ -44,12 +44,17 @@ from napari_mome._analysis import (
     card_line,
     choice_card_line,
     load_predictor,
+    preload,
 )
 from napari_mome._display import saliency_layers
-from napari_mome._inputs import InputChoice, build_study, guess_inputs, image_layers, study_birads
+from napari_mome._inputs import InputChoice, build_study, study_birads
+from napari_mome._pickers import InputPickers
 
 log = logging.getLogger(__name__)
 
+IG_BATCH = 2
+"""Scaled inputs per IG forward/backward: a cancel waits for at most one such batch (~0.2 s on the demo
+model on one CPU thread)."""
 DEMO_BANNER = "Demo model trained on synthetic phantoms: its numbers say nothing about patients."
 
 
@@ -73,10 +78,13 @@ class MomeWidget(QWidget):
         self._notice = ""
         self._choice = ModelChoice()
         self._worker: Any = None
+        self._loader: Any = None
+        self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress)
         self.timings: dict[str, float] = {}
+        preload()
         self._build()
         self.viewer.layers.events.inserted.connect(self._refresh_inputs)
         self.viewer.layers.events.removed.connect(self._refresh_inputs)
@@ -93,14 +101,16 @@ class MomeWidget(QWidget):
         lay.addWidget(self.research_banner)
         lay.addWidget(self.demo_banner)
         lay.addWidget(self._model_box())
-        lay.addWidget(self._inputs_box())
+        self.pickers = InputPickers()
+        lay.addWidget(self.pickers)
         lay.addWidget(self._settings_box())
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self._on_run_clicked)
         self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = QLabel("")  # one line, fixed height: a label that re-wraps resizes the dock and so
+        self.status.setFixedHeight(self.status.sizeHint().height())  # repaints the whole canvas per message
         for w in (self.run_button, self.progress, self.status):
+            w.setFixedHeight(w.sizeHint().height())  # no relayout of the dock while running
             lay.addWidget(w)
         self.panels = _panels.ResultPanels(self.viewer, self)
         lay.addWidget(self.panels)
@@ -138,22 +148,6 @@ class MomeWidget(QWidget):
         lay.addLayout(row)
         return box
 
-    def _inputs_box(self) -> QGroupBox:
-        box = QGroupBox("Inputs (layers)")
-        lay = QVBoxLayout(box)
-        self.dce_picker = _panels.LayerList()
-        self.dwi_picker = QComboBox()
-        self.t2_picker = QComboBox()
-        self.t1_picker = QComboBox()
-        lay.addWidget(QLabel("DCE phases, pre-contrast first (tick and drag to order)"))
-        lay.addWidget(self.dce_picker)
-        for label, w in (("DWI", self.dwi_picker), ("T2", self.t2_picker), ("T1 (breast mask)", self.t1_picker)):
-            row = QHBoxLayout()
-            row.addWidget(QLabel(label))
-            row.addWidget(w, 1)
-            lay.addLayout(row)
-        return box
-
     def _settings_box(self) -> QGroupBox:
         box = QGroupBox("Settings")
         lay = QHBoxLayout(box)
@@ -185,50 +179,67 @@ class MomeWidget(QWidget):
         self._choice = ModelChoice(new_path if isinstance(new_path, str) else None, self.device.currentText(),
                                    self.precision.currentText())
         if self._predictor_choice != self._choice:
-            self.predictor, self._predictor_choice = None, None
+            with self._load_lock:
+                self.predictor, self._predictor_choice = None, None
             self.clear_result()
+            self._start_loading()
         try:
             self.card_label.setText(choice_card_line(self._choice))
         except Exception as exc:  # noqa: BLE001 - any unreadable card is reported, the widget stays usable
             self.card_label.setText(f"model card unreadable: {exc}")
         self.demo_banner.setVisible(self._choice.is_demo)
 
+    def _start_loading(self) -> None:
+        """Load the chosen model in a thread worker now, so that Run does not wait for it."""
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(self._predictor_for, self._choice, _start_thread=False, _ignore_errors=True)
+        _own_error_reporting(worker)
+        worker.errored.connect(self._on_load_error)
+        worker.finished.connect(self._on_loader_finished)
+        self._loader = worker
+        worker.start()
+
+    def _on_load_error(self, exc: BaseException) -> None:
+        from napari.utils.notifications import notification_manager
+
+        self.card_label.setText(f"model not loaded: {type(exc).__name__}: {exc}")
+        notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+
+    def _on_loader_finished(self) -> None:
+        self._loader = None
+        if self.model_ready and self.predictor is not None:
+            self.card_label.setText(card_line(self.predictor.card, self.predictor.model_sha256,
+                                              self.predictor.source))
+
+    @property
+    def model_ready(self) -> bool:
+        """The chosen model is loaded."""
+        return self.predictor is not None and self._predictor_choice == self._choice
+
     def _predictor_for(self, choice: ModelChoice) -> Predictor:
-        """Worker thread: the loaded Predictor for ``choice`` (loaded once per choice)."""
-        if self.predictor is None or self._predictor_choice != choice:
-            self.predictor, self._notice = load_predictor(choice)
-            self._predictor_choice = choice
-        return self.predictor
+        """Worker thread: the loaded Predictor for ``choice`` (loaded once per choice; a Run started while
+        the loader works waits for it instead of loading a second copy)."""
+        with self._load_lock:
+            if self.predictor is None or self._predictor_choice != choice:
+                predictor, self._notice = load_predictor(choice)
+                predictor.model_sha256  # noqa: B018 - computed here, off the GUI thread
+                self.predictor, self._predictor_choice = predictor, choice
+            return self.predictor
 
     # ------------------------------------------------------------------ inputs
     def _refresh_inputs(self, *_: Any) -> None:
-        """Refill the pickers: a choice whose layers are still open is kept, otherwise the metadata guess."""
-        used = self._inputs_used() if hasattr(self, "t1_picker") and self.dce_picker.count() else []
-        imgs = [lay.name for lay in image_layers(self.viewer.layers)]
-        guess = guess_inputs(self.viewer.layers)
-        kept_dce = [n for n in self.dce_picker.checked() if n in imgs]
-        reguess = not kept_dce or len(kept_dce) != len(self.dce_picker.checked())
-        self.dce_picker.set_layers(imgs, guess.dce if reguess else kept_dce)
-        for combo, guessed in ((self.dwi_picker, guess.dwi), (self.t2_picker, guess.t2), (self.t1_picker, guess.t1)):
-            keep = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(["", *imgs])
-            combo.setCurrentText(keep if keep in imgs else (guessed or ""))
-            combo.blockSignals(False)
+        """Refill the pickers; a shown result whose input layers were closed is cleared."""
+        used = self.pickers.used()
+        imgs = self.pickers.refresh(self.viewer.layers)
         birads = study_birads(self.viewer.layers)
-        if birads and (reguess or not self.panels.birads.text()):
+        if birads and (not self.pickers.hand_picked or not self.panels.birads.text()):
             self.panels.birads.setText(birads)
         if self.result is not None and any(name not in imgs for name in used):
             self.clear_result()
 
     def input_choice(self) -> InputChoice:
-        return InputChoice(self.dce_picker.checked(), self.dwi_picker.currentText() or None,
-                           self.t2_picker.currentText() or None, self.t1_picker.currentText() or None)
-
-    def _inputs_used(self) -> list[str]:
-        c = self.input_choice()
-        return [*c.dce, *[n for n in (c.dwi, c.t2, c.t1) if n]]
+        return self.pickers.choice()
 
     # ------------------------------------------------------------------ run / cancel
     def _on_run_clicked(self) -> None:
@@ -244,23 +255,28 @@ class MomeWidget(QWidget):
             show_error(str(exc))
             return
         options = RunOptions(tta=TTA_LEVELS[self.tta.currentText()], explain=self.saliency_on.isChecked(),
-                             ig_steps=self.ig_steps.value())
+                             ig_steps=self.ig_steps.value(), ig_internal_batch=IG_BATCH)
         job = Job(study, options, study.clinical.birads)
         self._stop.clear()
         self.timings = {"clicked": time.perf_counter()}
         worker = create_worker(self._work, self._choice, job, _start_thread=False, _ignore_errors=True)
+        _own_error_reporting(worker)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.run_button.setText("Cancel")
-        self.progress.setRange(0, 0)
+        self.progress.setRange(0, 1)  # not the busy animation: it repaints the window ~60 times a second
+        self.progress.setValue(0)
         self.status.setText("running…")
         worker.start()
 
     def _work(self, choice: ModelChoice, job: Job) -> Result | None:
         """Worker thread only: no layers, no widgets."""
-        return analyse(self._predictor_for(choice), job, self._relay.progress.emit, self._stop.is_set)
+        predictor = self._predictor_for(choice)
+        if self._stop.is_set():
+            return None
+        return analyse(predictor, job, self._relay.progress.emit, self._stop.is_set)
 
     def cancel(self) -> None:
         """Ask the running analysis to stop at its next step."""
@@ -289,7 +305,11 @@ class MomeWidget(QWidget):
         self.result_shown.emit(result)
 
     def _on_errored(self, exc: BaseException) -> None:
+        """One notification per failed Run (the viewer and the widget stay usable)."""
+        from napari.utils.notifications import notification_manager
+
         self.status.setText(f"failed: {type(exc).__name__}: {exc}")
+        notification_manager.receive_error(type(exc), exc, exc.__traceback__)
 
     def _on_finished(self) -> None:
         self._worker = None
@@ -302,7 +322,7 @@ class MomeWidget(QWidget):
     # ------------------------------------------------------------------ result
     def show_result(self, result: Result) -> None:
         """Saliency layers, probability, toggles, subset table, Shapley bars, recommendation (GUI thread)."""
-        self.clear_result()
+        self.clear_result(blank_plot=False)
         self.result = result
         if self.predictor is not None:
             self.card_label.setText(card_line(self.predictor.card, self.predictor.model_sha256,
@@ -315,13 +335,13 @@ class MomeWidget(QWidget):
     def saliency_layer_list(self) -> list[Any]:
         return [lay for lay in self.viewer.layers if (lay.metadata or {}).get("mome_output") == "saliency"]
 
-    def clear_result(self) -> None:
+    def clear_result(self, *_: Any, blank_plot: bool = True) -> None:
         """Remove this widget's result layers and empty the result panels."""
         for lay in self.saliency_layer_list():
             self.viewer.layers.remove(lay)
         self.result = None
         if hasattr(self, "panels"):
-            self.panels.clear()
+            self.panels.clear(blank_plot)
 
     def export_to(self, folder: str) -> dict[str, Any]:
         """Export the shown result into ``folder`` (see :mod:`napari_mome._export`)."""
@@ -354,6 +374,17 @@ class MomeWidget(QWidget):
         self.viewer.layers.events.removed.disconnect(self._refresh_inputs)
         if self._on_click in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_click)
+
+
+def _own_error_reporting(worker: Any) -> None:
+    """Detach napari's automatic error relay (present on its workers in some versions, not in others), so
+    that the widget's own handler gives exactly one notification per error."""
+    relay = getattr(worker, "_relay_error", None)
+    if relay is not None:
+        try:
+            worker.errored.disconnect(relay)
+        except (TypeError, RuntimeError):
+            pass
 
 
 def _banner(text: str, color: str) -> QLabel:
