@@ -87,6 +87,8 @@ def draw_shapley(ax: Any, result: Result) -> list[Any]:
     full, empty = v_full_empty(result)
     colors = ["#d9534f" if v >= 0 else "#4a90d9" for v in values]
     bars = ax.barh([LABELS[m] for m in mods], values, color=colors)
+    lim = 1.45 * max([abs(v) for v in values] + [1e-3])  # room for the value labels on either side
+    ax.set_xlim(-lim, lim)
     ax.axvline(0.0, color=ax.xaxis.label.get_color(), linewidth=0.8)
     ax.invert_yaxis()
     ax.set_xlabel("Shapley value (probability points)")

@@ -18,8 +18,8 @@ Layers
   A single ``.dcm`` file gives the layers of its series (read from the files of its folder). Viewing never
   needs a study: a file that is not one opens as a plain image.
 * Masks and label maps (a file name containing ``label``, ``mask`` or ``seg``, or a study manifest's
-  ``extra.mask``) open as a ``"labels"`` layer drawn as contours over the image; a study's mask is loaded
-  with its study.
+  ``extra.mask``) open as a half-transparent ``"labels"`` layer over the image (the MOME widget draws them
+  as contours); a study's mask is loaded with its study.
 
 Display: contrast limits are robust percentiles (:data:`CONTRAST_PERCENTILES`, on a strided sample), not
 min/max; each role has its colormap (:data:`ROLE_COLORMAPS`).
@@ -179,13 +179,15 @@ def _placement(naff: np.ndarray, ndim: int) -> dict[str, Any]:
 
 def label_layer(vol: Any, name: str, **extra: Any) -> LayerData:
     """A ``"labels"`` layer tuple for a 3-D mask or label map: integer labels (a float mask is rounded),
-    drawn as contours, on the same world placement as :func:`volume_layer` gives its grid."""
+    half transparent, on the same world placement as :func:`volume_layer` gives its grid. (A labels layer's
+    ``contour`` is not a constructor argument in napari 0.9; the MOME widget switches mask layers to
+    contours, :func:`napari_mome._widget.MomeWidget`.)"""
     from model_core.studies.orient import napari_affine
 
     naff = napari_affine(vol.affine)
     values = np.rint(np.nan_to_num(np.asarray(vol.data, dtype=np.float64))).transpose(2, 1, 0)
     dtype = np.uint8 if values.min() >= 0 and values.max() < 256 else np.int32
-    kwargs: dict[str, Any] = {"name": name, "opacity": 0.9, "metadata": {
+    kwargs: dict[str, Any] = {"name": name, "opacity": 0.5, "metadata": {
         "role": "mask", "affine": np.array(vol.affine), "napari_affine": naff, "source": vol.source,
         "spacing": vol.spacing, **extra}}
     kwargs.update(_placement(naff, 3))

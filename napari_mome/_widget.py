@@ -52,6 +52,8 @@ from napari_mome._pickers import InputPickers
 
 log = logging.getLogger(__name__)
 
+MASK_CONTOUR = 1
+"""Contour width (pixels) of mask layers."""
 IG_BATCH = 2
 """Scaled inputs per IG forward/backward: a cancel waits for at most one such batch (~0.2 s on the demo
 model on one CPU thread)."""
@@ -124,7 +126,14 @@ class MomeWidget(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        self.setMinimumWidth(400)
+        self._inner, self._scroll = inner, scroll
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        """Wide enough for the content (the dock never scrolls sideways)."""
+        bar = self._scroll.verticalScrollBar()
+        need = self._inner.minimumSizeHint().width() + (bar.sizeHint().width() if bar else 0) + 4
+        self.setMinimumWidth(max(400, self.minimumWidth(), need))
 
     def _model_box(self) -> QGroupBox:
         box = QGroupBox("Model")
@@ -229,7 +238,12 @@ class MomeWidget(QWidget):
 
     # ------------------------------------------------------------------ inputs
     def _refresh_inputs(self, *_: Any) -> None:
-        """Refill the pickers; a shown result whose input layers were closed is cleared."""
+        """Refill the pickers; a shown result whose input layers were closed is cleared; masks opened by
+        this plugin are drawn as contours."""
+        for lay in self.viewer.layers:
+            if (lay.metadata or {}).get("role") == "mask" and hasattr(lay, "contour") and not lay.contour:
+                lay.contour = MASK_CONTOUR
+                lay.opacity = 1.0
         used = self.pickers.used()
         imgs = self.pickers.refresh(self.viewer.layers)
         birads = study_birads(self.viewer.layers)
@@ -330,6 +344,7 @@ class MomeWidget(QWidget):
         for data, kwargs, _ in saliency_layers(result, self.panels.signed.isChecked(), self.panels.opacity()):
             self.viewer.add_image(data, **kwargs)
         self.panels.show(result, self.predictor.threshold if self.predictor is not None else None)
+        self._fit_width()
         self.status.setText(f"done in {result.timings.get('total', 0.0):.1f} s")
 
     def saliency_layer_list(self) -> list[Any]:

@@ -18,7 +18,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import pytest
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QPoint, Qt, QTimer
 from qtpy.QtWidgets import QScrollArea
 
 from model_core.engine.subsets import subset_key
@@ -30,6 +30,11 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "images" / "napari_plugin.png"
 FREEZE_LIMIT_S = 0.200
 SHOW_LIMIT_S = 1.0
+
+
+def _click_box(qtbot: Any, box: Any) -> None:
+    """Click a checkbox on its indicator (a click elsewhere in a stretched checkbox is not a hit)."""
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
 
 
 def _images_of(widget: Any) -> dict[str, Any]:
@@ -46,7 +51,7 @@ def test_sample_run_and_explore(sample_viewer: Any, qtbot: Any, tmp_path: Path, 
     assert choice.t1 == "T1" and widget.panels.birads.text() == "4"
     assert widget.demo_banner.isVisible() and widget.research_banner.isVisible()
     assert "mome-demo" in widget.card_label.text() and "sha256" in widget.card_label.text()
-    assert viewer.layers["lesion_mask"].__class__.__name__ == "Labels"
+    assert viewer.layers["lesion_mask"].__class__.__name__ == "Labels" and viewer.layers["lesion_mask"].contour > 0
     set_fast(widget, explain=True, steps=8)
     qtbot.wait(1000)  # the window's first paints are done, as they are before any user's first click
 
@@ -100,7 +105,7 @@ def test_sample_run_and_explore(sample_viewer: Any, qtbot: Any, tmp_path: Path, 
     calls: list[str] = []
     hooks = [m.register_forward_hook(lambda *a: calls.append("forward")) for m in widget.predictor.model.modules()]
     monkeypatch.setattr(type(widget.predictor), "run", lambda *a, **k: calls.append("run"))
-    qtbot.mouseClick(widget.panels.toggles["dwi"], Qt.MouseButton.LeftButton)
+    _click_box(qtbot, widget.panels.toggles["dwi"])
     assert not widget.panels.toggles["dwi"].isChecked()
     assert widget.panels.current_subset() == "dce+t2"
     assert f"P = {result.subsets['dce+t2']:.3f}" in widget.panels.subset_label.text()
@@ -111,7 +116,7 @@ def test_sample_run_and_explore(sample_viewer: Any, qtbot: Any, tmp_path: Path, 
     for h in hooks:
         h.remove()
     monkeypatch.undo()
-    qtbot.mouseClick(widget.panels.toggles["dwi"], Qt.MouseButton.LeftButton)
+    _click_box(qtbot, widget.panels.toggles["dwi"])
     assert widget.panels.current_subset() == subset_key(result.modalities)
 
     # BI-RADS 4 text matches Result.decision; another category re-applies the rule without the model
@@ -159,10 +164,14 @@ def test_sample_run_and_explore(sample_viewer: Any, qtbot: Any, tmp_path: Path, 
 
     # the canvas is not blank; the plugin's screenshot for the README
     viewer.layers.selection.active = sal["dce"]
+    viewer.dims.set_point(0, float(mask.data_to_world(idx)[0]))  # the lesion's slice
+    viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.std() > 10 and (shot[..., 0] > shot[..., 2] + 40).sum() > 50  # grey anatomy + red saliency
     scroll = widget.findChild(QScrollArea)
-    scroll.ensureWidgetVisible(widget.panels.shapley)
+    scroll.verticalScrollBar().setValue(widget.panels.probability.mapTo(scroll.widget(), QPoint(0, 0)).y() - 10)
+    qtbot.wait(200)
+    assert scroll.horizontalScrollBar().value() == 0  # the dock is wide enough for its content
     path = tmp_path / "napari_plugin.png"
     viewer.screenshot(str(path), canvas_only=False, flash=False)
     assert path.stat().st_size > 50_000
