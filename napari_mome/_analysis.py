@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_core.engine.predictor import TTA, Predictor, RunOptions
+from model_core.engine.options import TTA, RunOptions
+from model_core.engine.predictor import Predictor
 from model_core.engine.progress import ProgressFn, StopFn
 from model_core.engine.result import Result
 from model_core.errors import Cancelled, ConfigError
+from model_core.runtime import Runtime
 from model_core.studies.study import Study
 
 TTA_LEVELS: dict[str, TTA] = {"none": "none", "interactive (6)": "interactive", "full (54)": "full"}
@@ -60,7 +62,7 @@ def load_predictor(choice: ModelChoice) -> tuple[Predictor, str]:
     """
     from model_core.engine.demo import demo_predictor
 
-    kw: dict[str, Any] = {"device": choice.device, "dtype": choice.dtype, "threads": default_threads()}
+    kw: dict[str, Any] = {"runtime": Runtime(choice.device, choice.dtype, default_threads())}  # type: ignore[arg-type]
     if choice.path is None:
         return demo_predictor(**kw)
     path = Path(choice.path)

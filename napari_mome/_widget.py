@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,7 +30,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from model_core.engine.predictor import Predictor, RunOptions
+from model_core.engine.options import RunOptions
+from model_core.engine.predictor import Predictor
 from model_core.engine.result import Result
 from model_core.weights.native import RESEARCH_USE
 from napari_mome import _panels
@@ -49,6 +50,7 @@ from napari_mome._analysis import (
 from napari_mome._display import saliency_layers
 from napari_mome._inputs import InputChoice, build_study, study_birads
 from napari_mome._pickers import InputPickers
+from napari_mome._qt_helpers import Relay, banner, own_error_reporting
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,6 @@ IG_BATCH = 2
 """Scaled inputs per IG forward/backward: a cancel waits for at most one such batch (~0.2 s on the demo
 model on one CPU thread)."""
 DEMO_BANNER = "Demo model trained on synthetic phantoms: its numbers say nothing about patients."
-
-
-class _Relay(QObject):
-    """Carries the engine's progress from the worker thread to the GUI thread (queued connection)."""
-
-    progress = Signal(int, int, str)
 
 
 class MomeWidget(QWidget):
@@ -83,7 +79,7 @@ class MomeWidget(QWidget):
         self._loader: Any = None
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
-        self._relay = _Relay()
+        self._relay = Relay()
         self._relay.progress.connect(self._on_progress)
         self.timings: dict[str, float] = {}
         preload()
@@ -98,8 +94,8 @@ class MomeWidget(QWidget):
     def _build(self) -> None:
         inner = QWidget()
         lay = QVBoxLayout(inner)
-        self.research_banner = _banner(RESEARCH_USE, "#8a6d3b")
-        self.demo_banner = _banner(DEMO_BANNER, "#a94442")
+        self.research_banner = banner(RESEARCH_USE, "#8a6d3b")
+        self.demo_banner = banner(DEMO_BANNER, "#a94442")
         lay.addWidget(self.research_banner)
         lay.addWidget(self.demo_banner)
         lay.addWidget(self._model_box())
@@ -203,7 +199,7 @@ class MomeWidget(QWidget):
         from napari.qt.threading import create_worker
 
         worker = create_worker(self._predictor_for, self._choice, _start_thread=False, _ignore_errors=True)
-        _own_error_reporting(worker)
+        own_error_reporting(worker)
         worker.errored.connect(self._on_load_error)
         worker.finished.connect(self._on_loader_finished)
         self._loader = worker
@@ -274,7 +270,7 @@ class MomeWidget(QWidget):
         self._stop.clear()
         self.timings = {"clicked": time.perf_counter()}
         worker = create_worker(self._work, self._choice, job, _start_thread=False, _ignore_errors=True)
-        _own_error_reporting(worker)
+        own_error_reporting(worker)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
@@ -389,22 +385,3 @@ class MomeWidget(QWidget):
         self.viewer.layers.events.removed.disconnect(self._refresh_inputs)
         if self._on_click in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_click)
-
-
-def _own_error_reporting(worker: Any) -> None:
-    """Detach napari's automatic error relay (present on its workers in some versions, not in others), so
-    that the widget's own handler gives exactly one notification per error."""
-    relay = getattr(worker, "_relay_error", None)
-    if relay is not None:
-        try:
-            worker.errored.disconnect(relay)
-        except (TypeError, RuntimeError):
-            pass
-
-
-def _banner(text: str, color: str) -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setStyleSheet(f"background-color: {color}; color: white; padding: 4px; font-weight: bold;")
-    return label
