@@ -32,6 +32,8 @@ def measure(ig_steps: int) -> dict[str, Any]:
         time.sleep(0.01)
     widget.ig_steps.setValue(ig_steps)
     ticks: list[float] = []
+    stages: list[tuple[float, str]] = []
+    widget._relay.progress.connect(lambda done, total, stage: stages.append((time.perf_counter(), stage)))
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
@@ -43,9 +45,13 @@ def measure(ig_steps: int) -> dict[str, Any]:
     timer.stop()
     tm = widget.timings
     marks = [tm["clicked"], *[x for x in ticks if tm["clicked"] < x < tm["received"]], tm["received"]]
+    gaps = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    at = max(range(len(gaps)), key=gaps.__getitem__)
+    after = [name for when, name in stages if when <= marks[at]][-1:] or ["(before the first step)"]
     out = {"ig_steps": ig_steps, "probability": widget.result.probability if widget.result else None,
            "run_s": round(tm["received"] - tm["clicked"], 3),
-           "longest_gui_gap_ms": round(1000 * max(b - a for a, b in zip(marks, marks[1:], strict=False)), 1),
+           "longest_gui_gap_ms": round(1000 * gaps[at], 1), "gap_at_s": round(marks[at] - tm["clicked"], 2),
+           "gap_after_stage": after[0], "gaps_over_200ms": sum(g > 0.2 for g in gaps),
            "show_result_s": round(tm["shown"] - tm["received"], 3) if "shown" in tm else None,
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     viewer.close()
