@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 
 from model_core.cli import (
-    bench, card, convert, demo, evaluate, evaluate_model, phantom, predict, reproduce, train, view,
+    bench,
+    card,
+    convert,
+    demo,
+    evaluate,
+    evaluate_model,
+    phantom,
+    predict,
+    reproduce,
+    train,
+    view,
 )
 from model_core.errors import MomeError
 
