@@ -5,7 +5,8 @@ cached subset values, exact Shapley, integrated gradients). From the per-case re
 
 * **BI-RADS 4 threshold**: ``tau`` calibrated on one cohort (100 % sensitivity on its malignant
   BI-RADS 4 cases, :func:`model_core.engine.decision.calibrate_birads4`), then applied to other cohorts: how
-  many BI-RADS 4 cases it downgrades, and how many of those are cancers (missed biopsies).
+  many BI-RADS 4 cases it downgrades, and how many of those are cancers (missed biopsies); also with the
+  paper's denominators and exact intervals (:func:`paper_denominators`).
 * **Global Shapley**: mean per-modality Shapley values (:func:`model_core.engine.shapley.global_shapley`).
 * **IG pointing game**: for malignant cases, whether the highest-saliency voxel of a modality's map
   lies inside the lesion mask dilated by ``radius_mm`` (in world space, so any map grid works).
@@ -31,6 +32,7 @@ from model_core.engine.predictor import Predictor, RunOptions
 from model_core.engine.result import Saliency
 from model_core.engine.shapley import global_shapley
 from model_core.evaluation.cases import CaseRef
+from model_core.evaluation.metrics import proportion
 from model_core.network.config import MODALITIES
 from model_core.studies import read_study, read_volume
 from model_core.studies.study import Study
@@ -45,7 +47,7 @@ class CheckOptions:
     """Settings of the checks.
 
     Attributes:
-        ig_steps: integration points per explained case (the plugin's default Run uses 32).
+        ig_steps: integration points per explained case (the plugin's default Run uses 16).
         radius_mm: dilation of the lesion mask for the pointing game (5 mm in the acceptance).
         explain_malignant_only: run IG only on malignant cases (the pointing game uses no others).
     """
@@ -175,7 +177,18 @@ def birads4_report(rows: Sequence[CaseCheck], calibrate_on: str, apply_to: Seque
             "malignant_downgraded": sum(r.label for r in down),
             "sensitivity": (1.0 - sum(r.label for r in down) / n_mal) if n_mal else None,
         }
+        out["applied"][name].update(paper_denominators(out["applied"][name]))
     return out
+
+
+def paper_denominators(applied: Mapping[str, Any]) -> dict[str, Any]:
+    """The paper's BI-RADS 4 figures from an ``applied`` record's counts, with exact 95 % intervals:
+    ``benign_downgraded_of_benign`` (benign BI-RADS 4 downgraded / benign BI-RADS 4) and
+    ``cancers_missed_of_malignant`` (malignant BI-RADS 4 downgraded / malignant BI-RADS 4)."""
+    n_mal = int(applied["n_malignant"])
+    return {"benign_downgraded_of_benign": proportion(int(applied["benign_downgraded"]),
+                                                      int(applied["n_birads4"]) - n_mal),
+            "cancers_missed_of_malignant": proportion(int(applied["malignant_downgraded"]), n_mal)}
 
 
 def summarise(rows: Sequence[CaseCheck], calibrate_on: str | None, apply_to: Sequence[str]) -> dict[str, Any]:
