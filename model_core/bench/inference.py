@@ -6,7 +6,11 @@ fraction of the forward; all 8 subset values (encode + 8 fusions) in forwards; a
 (:meth:`Predictor.subset_probability` from the cache); a whole Run without TTA with and without
 integrated gradients (preprocessing included); IG alone and its completeness error; TTA throughput
 (interactive, and the paper's 54 versions when asked). Times are medians of ``repeats`` runs after a
-warm-up. The network is the seeded untrained demo network (weights do not change the cost).
+warm-up. The network is the seeded untrained demo network, or a native model given as ``weights`` (the
+shipped demo model for the acceptance figures: with a scanned IG path the work depends on the weights
+only through the optional refinement, off by default). The fp32 matmul throughput is measured in the same
+child before and after, and each Run time is also given as ``seconds x GFLOP/s`` (GFLOP at the measured
+peak), which varies less than seconds on a shared, noisy machine.
 """
 
 from __future__ import annotations
@@ -38,12 +42,13 @@ class InferenceCase:
     preset: str = "demo"
     threads: int = 2
     repeats: int = 3
-    ig_steps: int = 32
+    ig_steps: int = 16
     ig_repeats: int = 3
     tta_full: bool = False
     device: str = "cpu"
     dtype: str = "fp32"
     seed: int = 1
+    weights: str = ""
 
 
 def _timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> tuple[float, list[float], Any]:
@@ -75,13 +80,47 @@ def _tta_throughput(pred: Predictor, prepared: Any, kind: Any, reps: int, sync: 
             "subsets8_s": round(s8_s, 3)}
 
 
-def run_inference_case(case: InferenceCase) -> dict[str, Any]:
-    """Run the case in this process and return its figures (called in the child)."""
+def _predictor(case: InferenceCase) -> Predictor:
+    """The case's Predictor: the native model ``case.weights``, else the untrained ``case.preset`` network."""
     runtime = Runtime(case.device, case.dtype, case.threads)  # type: ignore[arg-type]
     runtime.apply_threads()
-    cfg = MomeConfig.preset(case.preset)
-    pred = Predictor(untrained_model(cfg), runtime=runtime, keep_cache=False,
-                     preprocess_options=untrained_preprocess(case.preset))
+    if case.weights:
+        return Predictor.from_native(case.weights, runtime=runtime, keep_cache=False, audit_log=None)
+    return Predictor(untrained_model(MomeConfig.preset(case.preset)), runtime=runtime, keep_cache=False,
+                     preprocess_options=untrained_preprocess(case.preset), audit_log=None)
+
+
+def _ig_figures(pred: Predictor, study: Any, case: InferenceCase, sync: Callable[[], None]) -> dict[str, Any]:
+    """A Run with saliency: seconds (median of ``ig_repeats``), steps used, F(input), F(baseline), error."""
+    ig_opt = RunOptions(explain=True, ig_steps=case.ig_steps)
+    ig_s, ig_runs, ri = _timed(lambda: pred.run(study, options=ig_opt), case.ig_repeats, sync)
+    e = ri.explain
+    return {"run_no_tta_ig_s": round(ig_s, 3), "run_no_tta_ig_runs": ig_runs, "ig_s": ri.timings.get("explain"),
+            "ig_steps": case.ig_steps, "ig_steps_used": e["n_steps"], "ig_baseline": e["baseline"],
+            "ig_f_input": e["f_input"], "ig_f_baseline": e["f_baseline"], "ig_relative_error": e["relative_error"],
+            "ig_convergence_delta": e["convergence_delta"], "ig_internal_batch": ig_opt.ig_internal_batch}
+
+
+def _at_peak(res: dict[str, Any], before: float, threads: int) -> None:
+    """The fp32 matmul peak (before and after the case) and the Run times as GFLOP at that peak."""
+    from model_core.bench.forward import matmul_gflops
+
+    after = matmul_gflops(threads, budget_s=5.0)["fp32_gflops"]
+    peak = statistics.median([before, after])
+    res["matmul_fp32_gflops"] = {"before": before, "after": after, "used": peak}
+    for key in ("run_no_tta_no_ig_s", "run_no_tta_ig_s"):
+        if key in res:
+            res[key.removesuffix("_s") + "_gflop_at_peak"] = round(res[key] * peak, 1)
+
+
+def run_inference_case(case: InferenceCase) -> dict[str, Any]:
+    """Run the case in this process and return its figures (called in the child)."""
+    from model_core.bench.forward import matmul_gflops
+
+    torch.set_num_threads(case.threads)
+    peak_before = matmul_gflops(case.threads, budget_s=5.0)["fp32_gflops"]
+    pred = _predictor(case)
+    cfg = pred.cfg
     dev = pred.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     study = generate_study(case.seed).study
@@ -131,19 +170,14 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
     res.update({"run_no_tta_no_ig_s": round(run_s, 4), "run_no_tta_no_ig_runs": run_runs,
                 "run_no_tta_no_ig_stages": rr.timings})
 
-    ig_opt = RunOptions(explain=True, ig_steps=case.ig_steps)
     if case.ig_repeats > 0:
-        ig_s, ig_runs, ri = _timed(lambda: pred.run(study, options=ig_opt), case.ig_repeats, sync)
-        res.update({"run_no_tta_ig_s": round(ig_s, 3), "run_no_tta_ig_runs": ig_runs,
-                    "ig_s": ri.timings.get("explain"), "ig_steps": case.ig_steps,
-                    "ig_relative_error": ri.explain["relative_error"],
-                    "ig_convergence_delta": ri.explain["convergence_delta"],
-                    "ig_internal_batch": ig_opt.ig_internal_batch})
+        res.update(_ig_figures(pred, study, case, sync))
 
     for kind in ("interactive", "full") if case.tta_full else ("interactive",):
         res.setdefault("tta_throughput", {})[kind] = _tta_throughput(pred, prepared, kind,
                                                                      r if kind == "interactive" else 1, sync)
 
+    _at_peak(res, peak_before, case.threads)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if dev.type == "cuda":
         res["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -151,15 +185,17 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
 
 
 def bench_inference(
-    preset: str = "demo", threads: int = 2, repeats: int = 3, device: str = "cpu", *, ig_steps: int = 32,
+    preset: str = "demo", threads: int = 2, repeats: int = 3, device: str = "cpu", *, ig_steps: int = 16,
     ig_repeats: int | None = None, tta_full: bool = False, dtype: str = "fp32", timeout: float = 3600.0,
+    weights: str = "",
 ) -> dict[str, Any]:
     """The inference benchmark in a clean child process (see the module docstring); targets are in the
     report next to the figures."""
     case = InferenceCase(preset, threads, repeats, ig_steps, repeats if ig_repeats is None else ig_repeats,
-                         tta_full, device, dtype)
+                         tta_full, device, dtype, weights=weights)
     res = run_child("inference", asdict(case), timeout)
     res["targets"] = {"subset_full_over_forward": "<= 0.3", "all8_in_forwards": "<= 2.5",
                       "run_no_tta_no_ig_s": "<= 1 s (demo preset, CPU)", "toggle_s": "<= 0.2 s",
-                      "ig_relative_error": "< 0.05 at 32 steps"}
+                      "ig_relative_error": "< 0.05",
+                      "run_no_tta_ig_s": "<= 8 s (demo model, this 2-core CPU)"}
     return res

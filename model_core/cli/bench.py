@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
                  args.preset, args.device)
         report["inference"] = bench_inference(args.preset, args.threads, args.repeats, args.device,
                                               ig_steps=args.ig_steps, ig_repeats=args.ig_repeats,
-                                              tta_full=args.tta_full, dtype=args.dtypes.split(",")[0])
+                                              tta_full=args.tta_full, dtype=args.dtypes.split(",")[0],
+                                              weights=args.weights or "")
     emit(report, args.json)
     return 0
 
@@ -68,7 +69,10 @@ def add_subparser(subparsers: Any) -> None:
     b.add_argument("--repeats", type=int, default=3, help="timed runs per case (median reported)")
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--force-bf16", action="store_true", help="run bf16 even on a CPU without bf16 units")
-    b.add_argument("--ig-steps", type=int, default=32, help="inference: integrated-gradients steps")
+    b.add_argument("--ig-steps", type=int, default=16, help="inference: integrated-gradients steps (default 16, "
+                   "the Run's)")
+    b.add_argument("--weights", help="inference: a native model (e.g. resources/demo.safetensors) instead of the "
+                   "untrained demo network")
     b.add_argument("--ig-repeats", type=int, default=None, help="inference: timed IG runs (default --repeats)")
     b.add_argument("--tta-full", action="store_true", help="inference: also time the 54-version TTA")
     b.add_argument("--eval-cases", type=int, default=10_000, help="evaluate: predictions (default 10000)")

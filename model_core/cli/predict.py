@@ -78,7 +78,7 @@ def add_subparser(subparsers: Any) -> None:
     p.add_argument("--preset", default="base", help="config for an authors' .pth (default base)")
     p.add_argument("--tta", default="none", choices=("none", "interactive", "full"))
     p.add_argument("--explain", action="store_true", help="integrated-gradients saliency per case")
-    p.add_argument("--ig-steps", type=int, default=32)
+    p.add_argument("--ig-steps", type=int, default=16)
     p.add_argument("--saliency-dir", help="write saliency NIfTIs under DIR/<name>/ (with --explain); <name> is the "
                    "case_id reduced to [A-Za-z0-9._-] (plus a short hash when it had to change)")
     p.add_argument("--device", default="auto")
