@@ -44,9 +44,8 @@ def add_subparser(subparsers: Any) -> None:
     d.add_argument("--tta", default="none", choices=("none", "interactive", "full"), help="test-time augmentation")
     d.add_argument("--no-explain", action="store_true", help="skip integrated-gradients saliency")
     d.add_argument("--ig-steps", type=int, default=None,
-                   help="integrated-gradients steps (default model_core.engine.demo.DEMO_IG_STEPS = 64: "
-                        "the shipped demo model needs them for a completeness error of a few %%; "
-                        "the library default is 32)")
+                   help="integrated-gradients steps (default model_core.engine.demo.DEMO_IG_STEPS = 16, "
+                        "the Run's default, on a path scanned from the blurred baseline)")
     d.add_argument("--weights", help="a native model (.safetensors + card) instead of the demo weights")
     d.add_argument("--preset", default="demo", help="config of the untrained fallback network (default demo)")
     d.add_argument("--scale", type=float, default=1.0, help="phantom matrix scale (1 = demo resolution)")

@@ -1,6 +1,6 @@
 """The ``mome`` command line: one module per subcommand (``bench``, ``card``, ``convert``, ``demo``,
-``predict``, ``phantom``, ``train``, ``evaluate-model``, ``evaluate``, ``reproduce-paper``, ``view``), each
-with ``add_subparser``.
+``predict``, ``phantom``, ``train``, ``evaluate-model``, ``evaluate``, ``reproduce-paper``, ``view``,
+``reference``), each with ``add_subparser``.
 
 Logging goes to stderr; machine-readable results (JSON) go to stdout.
 """
@@ -21,6 +21,7 @@ from model_core.cli import (
     evaluate_model,
     phantom,
     predict,
+    reference,
     reproduce,
     train,
     view,
@@ -35,13 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(research use only; not for clinical decisions).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (bench, card, convert, demo, predict, phantom, train, evaluate_model, evaluate, reproduce, view):
+    for module in (bench, card, convert, demo, predict, phantom, train, evaluate_model, evaluate, reproduce, view,
+                   reference):
         module.add_subparser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

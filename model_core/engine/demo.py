@@ -31,8 +31,9 @@ DEMO_SEED = 1
 """A benign BI-RADS 4 phantom (ds1), for the downgrade use case. The shipped demo model gives it p 0.039,
 just above its BI-RADS 4 threshold (0.030), so the demo shows "biopsy supported"; ``mome demo --seed 15``
 (benign BI-RADS 4, p 0.029) shows the downgrade path."""
-DEMO_IG_STEPS = 64
-"""IG steps of the demo: with the shipped demo model the completeness error on the demo case is 4.1 % at 64
+DEMO_IG_STEPS = RunOptions().ig_steps
+"""IG steps of the demo: the Run's default (16 on a path scanned from the blurred baseline, doubled while
+the completeness error is above 5 %). With the shipped demo model the error on the demo case is 1.1 % at 16
 steps. The error is printed with every result."""
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 DEMO_WEIGHTS = RESOURCES / "demo.safetensors"
@@ -70,18 +71,23 @@ def demo_predictor(
 
 def summary_lines(result: Result, notice: str) -> list[str]:
     """A short human-readable summary."""
-    lines = [f"*** {notice} ***", RESEARCH_USE,
+    lines = [f"*** {notice} ***", result.intended_use or RESEARCH_USE,
              f"malignancy probability: {result.probability:.4f}"
              + (f" (TTA {result.tta['kind']}, {result.tta['n_versions']} versions, spread {result.tta['std']:.4f})"
                 if result.tta["kind"] != "none" else " (single centred pass, no TTA)")]
     subs = ", ".join(f"{k}={'n/a' if v is None else f'{v:.4f}'}" for k, v in result.subsets.items())
     lines.append(f"with only these sequences: {subs}")
     chk = result.shapley_check
+    empty = (result.shapley_empty or {}).get("description", "v(none)")
     lines.append("Shapley: " + ", ".join(f"{m}={v:+.4f}" for m, v in result.shapley.items())
-                 + f"; sum {chk['sum_phi']:+.4f} = v(full) {chk['v_full']:.4f} - v(none) {chk['v_empty']:.4f}")
+                 + f"; sum {chk['sum_phi']:+.4f} = v(full) {chk['v_full']:.4f} - v(empty) {chk['v_empty']:.4f} "
+                 f"({empty})")
+    for m, why in result.unused_modalities.items():
+        lines.append(f"{m}: not used by this model ({why})")
     if result.explain is not None:
         e = result.explain
-        lines.append(f"saliency: IG {e['n_steps']} steps, completeness error {100 * e['relative_error']:.2f}% "
+        lines.append(f"saliency: IG {e['n_steps']} steps from {e['baseline']}; F(input) {e['f_input']:+.3f}, "
+                     f"F(baseline) {e['f_baseline']:+.3f}, completeness error {100 * e['relative_error']:.2f}% "
                      f"({e['seconds']:.1f} s)")
     d = result.decision
     lines.append(f"BI-RADS {d.get('birads') or '?'}: {d['text']}" + (f" ({d['note']})" if d.get("note") else ""))

@@ -42,15 +42,19 @@ import numpy as np
 import torch
 
 from model_core.engine.audit import append_audit, audit_record, default_audit_path, hash_label
+from model_core.engine.baselines import baselines_for, canvas_regions, describe
+from model_core.engine.card import intended_use
 from model_core.engine.card import preprocess_options as card_preprocess_options
 from model_core.engine.decision import Birads4Threshold, decide, threshold_from_card
 from model_core.engine.explain import integrated_gradients, n_batches, on_canvas, to_native
 from model_core.engine.options import TTA, RunOptions
 from model_core.engine.progress import ProgressFn, Steps, StopFn
 from model_core.engine.provenance import preprocessing_facts, run_provenance, state_sha256, study_facts
+from model_core.engine.reference import empty_value, reference_from_card, unused_modalities
 from model_core.engine.result import Result, Saliency
 from model_core.engine.shapley import efficiency, shapley_values
 from model_core.engine.subsets import (
+    PRIOR_KEY,
     SUBSETS,
     Scores,
     SubsetCache,
@@ -118,6 +122,7 @@ class Predictor:
         self.preprocess_options = preprocess_options
         self.audit_log = Path(audit_log) if audit_log is not None else default_audit_path()
         self.threshold: Birads4Threshold | None = threshold_from_card(card)
+        self.reference = reference_from_card(card)
         self.source = source
         self.keep_cache = keep_cache
         self.cache: SubsetCache | None = None
@@ -205,13 +210,15 @@ class Predictor:
                 per[key] = subset_probabilities(self.model, cache, sub, opt.fuse_chunk).double().cpu().numpy()
                 steps.advance("subsets")
         subsets = {k: None if v is None else float(v.mean()) for k, v in per.items()}
-        phi = shapley_values(subsets, available=cache.modalities)
+        v_empty, empty_record = empty_value(opt.shapley_empty, subsets, self.reference, opt.tta)
+        game = {**subsets, PRIOR_KEY: v_empty}
+        phi = shapley_values(game, available=cache.modalities)
         pv = per[subset_key(cache.modalities)]
         assert pv is not None
         tta = {"kind": opt.tta, "n_versions": cache.n_versions, "versions": [list(v) for v in cache.versions],
                "mean": float(pv.mean()), "std": float(pv.std()), "min": float(pv.min()), "max": float(pv.max()),
                "per_version": pv.tolist()}
-        return Scores(subsets, phi, efficiency(phi, subsets, cache.modalities), cache.modalities, tta)
+        return Scores(subsets, phi, efficiency(phi, game, cache.modalities), cache.modalities, tta, empty_record)
 
     def explain(self, prepared: Prepared, options: RunOptions | None = None, steps: Steps | None = None,
                 timings: dict[str, float] | None = None) -> tuple[dict[str, Any], dict[str, Saliency]]:
@@ -236,10 +243,14 @@ class Predictor:
                  ) -> tuple[dict[str, Any], dict[str, Saliency]]:
         timings = {} if timings is None else timings
         t = time.perf_counter()
+        regions = canvas_regions(prepared, self.cfg.sizes, opt.resize) if prepared is not None else {}
+        base = baselines_for(tensors, opt.ig_baseline, regions, opt.ig_sigma)
         with self.session():
             ig = integrated_gradients(self.model, tensors, n_steps=opt.ig_steps,
                                       internal_batch_size=opt.ig_internal_batch, decades=opt.ig_decades,
-                                      steps=steps, autocast=self.amp)
+                                      steps=steps, autocast=self.amp, baselines=base,
+                                      baseline_text=describe(opt.ig_baseline, opt.ig_sigma), scan=opt.scan,
+                                      target_error=opt.ig_target_error, max_steps=opt.ig_max_steps)
         timings["explain"] = time.perf_counter() - t
         t = time.perf_counter()
         steps.check("map saliency")
@@ -269,7 +280,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ the Run
     def run(
-        self, study: Study, *, tta: TTA = "none", explain: bool = True, ig_steps: int = 32,
+        self, study: Study, *, tta: TTA = "none", explain: bool = True, ig_steps: int = 16,
         options: RunOptions | None = None, birads: str | None = None,
         progress: ProgressFn | None = None, should_stop: StopFn | None = None,
     ) -> Result:
@@ -316,9 +327,9 @@ class Predictor:
                  progress: ProgressFn | None, should_stop: StopFn | None) -> Result:
         """Plan the steps, run the stages in the runtime's session and write the audit line."""
         run_id, t0 = uuid.uuid4().hex, time.perf_counter()
+        ig_passes = n_batches(opt.ig_steps, opt.ig_internal_batch, opt.ig_decades, opt.scan) + 1
         steps = Steps(1 + -(-len(opt.versions()) // opt.tta_batch) + n_available(mods)
-                      + (n_batches(opt.ig_steps, opt.ig_internal_batch, opt.ig_decades) + 1 if opt.explain else 0),
-                      progress, should_stop)
+                      + (ig_passes if opt.explain else 0), progress, should_stop)
         facts: dict[str, Any] = {"modalities": list(mods)}
         try:
             with self.session():
@@ -366,7 +377,9 @@ class Predictor:
 
         return Result(
             probability=scores.probability, subsets=scores.subsets, shapley=scores.shapley,
-            shapley_check=scores.shapley_check, modalities=scores.modalities, tta=scores.tta,
+            shapley_check=scores.shapley_check, shapley_empty=scores.shapley_empty,
+            unused_modalities=unused_modalities(self.reference), intended_use=intended_use(self.card),
+            modalities=scores.modalities, tta=scores.tta,
             decision=self.decide(scores.probability, inp.birads, opt.tta), explain=explain_info,
             provenance=self.provenance(opt), study=dict(facts),
             timings={k: round(v, 4) for k, v in timings.items()}, run_id=run_id,

@@ -116,8 +116,16 @@ class Result:
             else the centred, unflipped canvas (the val/test transform).
         subsets: subset key (``"dce+dwi+t2"``, ..., ``"none"`` = CLS-only prior) -> probability on the same
             versions (TTA mean), ``None`` where the study lacks a modality of the subset.
-        shapley: modality -> exact Shapley value (v = the ``subsets`` values); absent modalities get 0.
-        shapley_check: ``v_full``, ``v_empty``, ``sum_phi``, ``error`` (the efficiency identity).
+        shapley: modality -> exact Shapley value; ``v(S)`` = the ``subsets`` values for non-empty ``S`` and
+            ``v(∅)`` = ``shapley_empty["v_empty"]``; absent modalities get 0.
+        shapley_check: ``v_full``, ``v_empty``, ``sum_phi``, ``error`` (the efficiency identity, against the
+            ``v(∅)`` used).
+        shapley_empty: which ``v(∅)`` was used: ``kind`` (``"reference"``: the model's mean probability over
+            the card's reference cohort; ``"prior"``: the CLS-only forward), ``v_empty``, ``description``,
+            ``n`` and ``cohort_digest`` of the reference cohort, ``note``
+            (:func:`model_core.engine.reference.empty_value`).
+        unused_modalities: modality -> reason, for sequences the model card's figures say this model does not
+            use (show them as "not used by this model", not as a Shapley bar).
         modalities: modalities present in the study.
         tta: ``kind``, ``n_versions``, ``versions``, ``mean``, ``std`` (population), ``min``, ``max``,
             ``per_version`` (probability with all available modalities, per version).
@@ -144,6 +152,8 @@ class Result:
     created: str = ""
     intended_use: str = RESEARCH_USE
     saliency: dict[str, Saliency] = field(default_factory=dict)
+    shapley_empty: dict[str, Any] = field(default_factory=dict)
+    unused_modalities: dict[str, str] = field(default_factory=dict)
     schema: str = SCHEMA
 
     # ------------------------------------------------------------------ access
@@ -164,6 +174,7 @@ class Result:
             "schema": self.schema, "intended_use": self.intended_use, "run_id": self.run_id,
             "created": self.created, "probability": self.probability, "modalities": list(self.modalities),
             "subsets": self.subsets, "shapley": self.shapley, "shapley_check": self.shapley_check,
+            "shapley_empty": self.shapley_empty, "unused_modalities": self.unused_modalities,
             "tta": self.tta, "decision": self.decision, "explain": self.explain,
             "saliency": {m: s.summary() for m, s in self.saliency.items()},
             "study": self.study, "provenance": self.provenance, "timings": self.timings,
@@ -189,6 +200,7 @@ class Result:
             provenance=dict(d["provenance"]), study=dict(d["study"]), timings=dict(d.get("timings", {})),
             run_id=d.get("run_id", ""), created=d.get("created", ""),
             intended_use=d.get("intended_use", RESEARCH_USE), saliency=dict(saliency or {}),
+            shapley_empty=dict(d.get("shapley_empty", {})), unused_modalities=dict(d.get("unused_modalities", {})),
         )
 
     @classmethod

@@ -1,7 +1,9 @@
 """Exact Shapley values over the three modalities, and global Shapley over many results.
 
 Players are the modalities (DCE, DWI, T2); the value of a coalition ``S`` is the malignancy probability
-with only the modalities in ``S`` (``v(∅)`` = the CLS-only forward, the model's prior). With ``n`` players
+with only the modalities in ``S``; ``v(∅)`` is whatever the caller puts under ``"none"``: the Predictor
+uses the model's mean probability over the card's reference cohort (SHAP's convention,
+:mod:`model_core.engine.reference`), or the CLS-only forward when asked. With ``n`` players
 
     phi_i = sum over S ⊆ N \\ {i} of |S|! (n - |S| - 1)! / n! * (v(S ∪ {i}) - v(S)),
 

@@ -7,7 +7,8 @@ then costs only the fusion layers (:meth:`Mome.fuse`): a toggle or a Shapley val
 tokenizer.
 
 Subsets are tuples of modality names in model order (``("dce", "t2")``); the empty tuple is the CLS-only
-forward, the model's prior ``v(∅)``. Their string keys (JSON, CLI) are ``"dce+t2"`` and ``"none"``.
+forward, the model's prior (Shapley's ``v(∅)`` is by default the card's reference value instead,
+:mod:`model_core.engine.reference`). Their string keys (JSON, CLI) are ``"dce+t2"`` and ``"none"``.
 
 Segments (``D`` = embed_dim, ``V`` = number of versions):
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -224,6 +225,7 @@ class Scores:
         subsets: subset key -> probability averaged over the TTA versions (``None``: a modality is absent).
         shapley: modality -> exact Shapley value; shapley_check: the efficiency check.
         modalities: the modalities present; tta: the full set's per-version spread.
+        shapley_empty: which ``v(∅)`` the Shapley values used (:func:`model_core.engine.reference.empty_value`).
     """
 
     subsets: dict[str, float | None]
@@ -231,6 +233,7 @@ class Scores:
     shapley_check: dict[str, Any]
     modalities: tuple[str, ...]
     tta: dict[str, Any]
+    shapley_empty: dict[str, Any] = field(default_factory=dict)
 
     @property
     def probability(self) -> float:

@@ -27,11 +27,10 @@ from model_core.train.loop import STATE_FILE, Trainer, TrainResult
 from model_core.train.options import InitSpec, TrainError, TrainOptions
 from model_core.train.recipe import build_model, class_weights, make_optimizer, make_scheduler
 from model_core.train.state import Progress, check_key, model_from_state, read_state, restore_training
-from model_core.weights.native import RESEARCH_USE, ModelCard
+from model_core.weights.native import RESEARCH_USE, SYNTHETIC_NOTE, ModelCard
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_NOTE = "Trained on synthetic phantoms, not for clinical use."
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ CARD_FORMAT = "napari-mome-model-card"
 CARD_VERSION = 1
 RESEARCH_USE = ("Research use only. Not a medical device; not for clinical decisions. "
                 "Outputs are decision support for research and must not replace a radiologist.")
+SYNTHETIC_NOTE = "Trained on synthetic phantoms, not for clinical use."
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -162,9 +163,17 @@ def save_native(model: Mome, path: str | os.PathLike[str], card: ModelCard | Non
     card.weights_sha256 = sha256_file(path)
     card.tied_modules = tied
     card.created = card.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    card.card_sha256 = write_card(card_path_for(path), card.to_dict())[SEAL_KEY]
+    save_card(path, card)
     log.info("wrote %s (%s) and its card", path, card.weights_sha256[:12])
     return card
+
+
+def save_card(weights: str | os.PathLike[str], card: ModelCard) -> Path:
+    """Write ``card`` beside ``weights`` (``<name>.card.json``), sealed (:func:`write_card`; the seal is set on
+    ``card`` too); the weights file is not touched."""
+    path = card_path_for(weights)
+    card.card_sha256 = write_card(path, card.to_dict())[SEAL_KEY]
+    return path
 
 
 def read_card(weights: str | os.PathLike[str]) -> ModelCard:
