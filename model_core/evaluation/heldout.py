@@ -31,8 +31,8 @@ from model_core.engine.decision import calibrate_birads4, is_birads4
 from model_core.engine.predictor import Predictor, RunOptions
 from model_core.engine.result import Saliency
 from model_core.engine.shapley import global_shapley
+from model_core.evaluation.binary import proportion
 from model_core.evaluation.cases import CaseRef
-from model_core.evaluation.metrics import proportion
 from model_core.network.config import MODALITIES
 from model_core.studies import read_study, read_volume
 from model_core.studies.study import Study

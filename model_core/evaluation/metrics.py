@@ -96,30 +96,3 @@ def bootstrap_auroc(
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(aucs, [alpha, 1.0 - alpha])
     return AurocCI(point, float(lo), float(hi), int(y.size), int(y.sum()), int(aucs.size), level, seed)
-
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) binomial interval for ``k`` successes in ``n`` trials; ``(0, 1)`` when
-    ``n = 0``.
-
-    Raises:
-        ValueError: ``k`` outside ``0..n`` or ``level`` outside (0, 1).
-    """
-    if not 0 <= k <= n or not 0 < level < 1:
-        raise ValueError(f"need 0 <= k <= n and 0 < level < 1, got k={k}, n={n}, level={level}")
-    if n == 0:
-        return 0.0, 1.0
-    from scipy.stats import beta
-
-    a = (1.0 - level) / 2.0
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1.0 - a, k + 1, n - k))
-    return lo, hi
-
-
-def proportion(k: int, n: int, level: float = 0.95) -> dict[str, float | int | str | None]:
-    """``{"k", "n", "rate", "ci_lower", "ci_upper", "ci"}`` with the exact interval (rate ``None`` when
-    ``n = 0``)."""
-    lo, hi = clopper_pearson(k, n, level)
-    return {"k": int(k), "n": int(n), "rate": k / n if n else None, "ci_lower": lo, "ci_upper": hi,
-            "ci": f"Clopper-Pearson {100 * level:g} %"}

@@ -6,8 +6,8 @@ import pytest
 from scipy.stats import binom
 
 from model_core.engine.demo import DEMO_WEIGHTS
+from model_core.evaluation.binary import clopper_pearson
 from model_core.evaluation.heldout import paper_denominators
-from model_core.evaluation.metrics import clopper_pearson, proportion
 from model_core.weights.native import read_card
 
 
@@ -21,12 +21,6 @@ def test_clopper_pearson_bounds_are_exact(k: int, n: int) -> None:
     if k < n:
         assert binom.cdf(k, n, hi) == pytest.approx(0.025, abs=1e-9)
     assert clopper_pearson(0, 13)[1] == pytest.approx(1 - 0.025 ** (1 / 13))
-
-
-def test_proportion_and_bad_input() -> None:
-    assert proportion(0, 0)["rate"] is None and proportion(0, 0)["ci_upper"] == 1.0
-    with pytest.raises(ValueError):
-        clopper_pearson(5, 4)
 
 
 def test_paper_denominators() -> None:

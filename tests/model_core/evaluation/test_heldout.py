@@ -68,7 +68,7 @@ def test_birads4_threshold_and_downgrades_on_another_cohort() -> None:
     assert ext["downgrade_rate"] == 0.75 and ext["sensitivity"] == 0.5
     # the paper's denominators: 2 of 2 benign BI-RADS 4 downgraded, 1 of 2 cancers missed
     assert ext["benign_downgraded_of_benign"]["k"] == 2 and ext["benign_downgraded_of_benign"]["n"] == 2
-    assert ext["cancers_missed_of_malignant"]["rate"] == 0.5 and ext["cancers_missed_of_malignant"]["n"] == 2
+    assert ext["cancers_missed_of_malignant"]["value"] == 0.5 and ext["cancers_missed_of_malignant"]["n"] == 2
 
 
 def test_pointing_game_counts_explained_malignant_cases_only() -> None:
