@@ -116,3 +116,14 @@ def test_shipped_card_reference_is_from_a_fresh_cohort_and_marks_t2() -> None:
     assert r.shapley_empty["kind"] == "reference" and r.shapley_empty["v_empty"] == ref.v_empty
     assert abs(r.shapley_check["error"]) < 1e-9 and set(r.unused_modalities) == {"t2"}
     assert "synthetic" in r.intended_use.lower()
+
+
+@pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="resources/demo.safetensors is not installed")
+def test_shipped_card_records_the_test_cohorts_seeds_and_digests() -> None:
+    card = read_card(DEMO_WEIGHTS)
+    tc = card.metrics["test_cohorts"]
+    assert tc["world_commit"].startswith("80801fd") and "mome reference" in tc["command"]
+    got = {(c["site"], c["seed"], c["n"]) for c in tc["cohorts"]}
+    assert got == {("ds1", 3001, 150), ("ds2", 3002, 150), ("ds3", 3003, 150)}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", c["cohort_digest"]) and c["n_read"] == c["n"] for c in tc["cohorts"])
+    assert card.training["history"] and "val_auroc" in card.training["history"][0]  # the training history
