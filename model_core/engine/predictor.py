@@ -327,9 +327,8 @@ class Predictor:
                  progress: ProgressFn | None, should_stop: StopFn | None) -> Result:
         """Plan the steps, run the stages in the runtime's session and write the audit line."""
         run_id, t0 = uuid.uuid4().hex, time.perf_counter()
-        ig_passes = n_batches(opt.ig_steps, opt.ig_internal_batch, opt.ig_decades, opt.scan) + 1
-        steps = Steps(1 + -(-len(opt.versions()) // opt.tta_batch) + n_available(mods)
-                      + (ig_passes if opt.explain else 0), progress, should_stop)
+        ig = n_batches(opt.ig_steps, opt.ig_internal_batch, opt.ig_decades, opt.scan) + 1 if opt.explain else 0
+        steps = Steps(1 + -(-len(opt.versions()) // opt.tta_batch) + n_available(mods) + ig, progress, should_stop)
         facts: dict[str, Any] = {"modalities": list(mods)}
         try:
             with self.session():

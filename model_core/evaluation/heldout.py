@@ -186,9 +186,15 @@ def paper_denominators(applied: Mapping[str, Any]) -> dict[str, Any]:
     ``benign_downgraded_of_benign`` (benign BI-RADS 4 downgraded / benign BI-RADS 4) and
     ``cancers_missed_of_malignant`` (malignant BI-RADS 4 downgraded / malignant BI-RADS 4)."""
     n_mal = int(applied["n_malignant"])
-    return {"benign_downgraded_of_benign": proportion(int(applied["benign_downgraded"]),
-                                                      int(applied["n_birads4"]) - n_mal),
-            "cancers_missed_of_malignant": proportion(int(applied["malignant_downgraded"]), n_mal)}
+    return {"benign_downgraded_of_benign": _exact(int(applied["benign_downgraded"]),
+                                                  int(applied["n_birads4"]) - n_mal),
+            "cancers_missed_of_malignant": _exact(int(applied["malignant_downgraded"]), n_mal)}
+
+
+def _exact(k: int, n: int) -> dict[str, Any]:
+    """:func:`proportion` with ``None`` (JSON ``null``) instead of NaN when ``n = 0``."""
+    rec = proportion(k, n)
+    return rec if n else {**rec, "value": None, "ci_lower": None, "ci_upper": None}
 
 
 def summarise(rows: Sequence[CaseCheck], calibrate_on: str | None, apply_to: Sequence[str]) -> dict[str, Any]:

@@ -37,3 +37,8 @@ def test_shipped_card_reports_the_paper_denominators() -> None:
         assert b["n"] == rec["n_birads4"] - rec["n_malignant"] and b["k"] == rec["benign_downgraded"]
         assert c["n"] == rec["n_malignant"] and c["k"] == rec["malignant_downgraded"]
         assert (b["ci_lower"], b["ci_upper"]) == pytest.approx(clopper_pearson(b["k"], b["n"]))
+
+
+def test_no_benign_birads4_gives_null_not_nan() -> None:
+    f = paper_denominators({"n_birads4": 3, "n_malignant": 3, "benign_downgraded": 0, "malignant_downgraded": 0})
+    assert f["benign_downgraded_of_benign"]["value"] is None and f["benign_downgraded_of_benign"]["n"] == 0
