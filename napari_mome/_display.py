@@ -73,7 +73,11 @@ def subset_rows(result: Result) -> list[tuple[str, str, str | None]]:
 
 
 def v_full_empty(result: Result) -> tuple[float, float]:
-    """v(full) and v(empty) as the Result's own subset values (whatever v(empty) means for this model)."""
+    """v(full) and the v(empty) the Shapley values were computed against (``shapley_check``; for older results
+    without it, the CLS-only subset value)."""
+    chk = result.shapley_check or {}
+    if "v_full" in chk and "v_empty" in chk:
+        return float(chk["v_full"]), float(chk["v_empty"])
     full = result.subsets[subset_key(result.modalities)]
     empty = result.subsets[subset_key(())]
     assert full is not None and empty is not None
@@ -86,13 +90,18 @@ def draw_shapley(ax: Any, result: Result) -> list[Any]:
     values = [float(result.shapley[m]) for m in mods]
     full, empty = v_full_empty(result)
     colors = ["#d9534f" if v >= 0 else "#4a90d9" for v in values]
-    bars = ax.barh([LABELS[m] for m in mods], values, color=colors)
+    unused = result.unused_modalities or {}
+    colors = ["#bbbbbb" if m in unused else c for m, c in zip(mods, colors, strict=True)]
+    bars = ax.barh([f"{LABELS[m]}\n(not used by this model)" if m in unused else LABELS[m] for m in mods],
+                   values, color=colors)
     lim = 1.45 * max([abs(v) for v in values] + [1e-3])  # room for the value labels on either side
     ax.set_xlim(-lim, lim)
     ax.axvline(0.0, color=ax.xaxis.label.get_color(), linewidth=0.8)
     ax.invert_yaxis()
     ax.set_xlabel("Shapley value (probability points)")
-    ax.set_title(f"prior v(empty) {empty:.3f} \u2192 this study v(full) {full:.3f}", fontsize=9)
+    kind = (result.shapley_empty or {}).get("kind", "prior")
+    what = "reference mean" if kind == "reference" else "prior"
+    ax.set_title(f"{what} v(empty) {empty:.3f} \u2192 this study v(full) {full:.3f}", fontsize=9)
     for bar, v in zip(bars, values, strict=True):
         ax.annotate(f"{v:+.3f}", (v, bar.get_y() + bar.get_height() / 2), xytext=(3 if v >= 0 else -3, 0),
                     textcoords="offset points", va="center", ha="left" if v >= 0 else "right", fontsize=8)
