@@ -7,7 +7,7 @@
 install: .venv/.installed
 
 demo: .venv/.installed
-	.venv/bin/mome demo
+	.venv/bin/mome demo --out demo-result
 
 lint: .venv/.installed
 	.venv/bin/ruff check .
