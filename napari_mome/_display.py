@@ -72,6 +72,10 @@ def subset_rows(result: Result) -> list[tuple[str, str, str | None]]:
     return rows
 
 
+UNUSED_NOTE = "not used by this model"
+"""Written beside the bar of a sequence the model card marks unused."""
+
+
 def v_full_empty(result: Result) -> tuple[float, float]:
     """v(full) and the v(empty) the Shapley values were computed against (``shapley_check``; for older results
     without it, the CLS-only subset value)."""
@@ -92,8 +96,7 @@ def draw_shapley(ax: Any, result: Result) -> list[Any]:
     colors = ["#d9534f" if v >= 0 else "#4a90d9" for v in values]
     unused = result.unused_modalities or {}
     colors = ["#bbbbbb" if m in unused else c for m, c in zip(mods, colors, strict=True)]
-    bars = ax.barh([f"{LABELS[m]}\n(not used by this model)" if m in unused else LABELS[m] for m in mods],
-                   values, color=colors)
+    bars = ax.barh([LABELS[m] for m in mods], values, color=colors)
     lim = 1.45 * max([abs(v) for v in values] + [1e-3])  # room for the value labels on either side
     ax.set_xlim(-lim, lim)
     ax.axvline(0.0, color=ax.xaxis.label.get_color(), linewidth=0.8)
@@ -102,9 +105,13 @@ def draw_shapley(ax: Any, result: Result) -> list[Any]:
     kind = (result.shapley_empty or {}).get("kind", "prior")
     what = "reference mean" if kind == "reference" else "prior"
     ax.set_title(f"{what} v(empty) {empty:.3f} \u2192 this study v(full) {full:.3f}", fontsize=9)
-    for bar, v in zip(bars, values, strict=True):
-        ax.annotate(f"{v:+.3f}", (v, bar.get_y() + bar.get_height() / 2), xytext=(3 if v >= 0 else -3, 0),
+    for m, bar, v in zip(mods, bars, values, strict=True):
+        y = bar.get_y() + bar.get_height() / 2
+        ax.annotate(f"{v:+.3f}", (v, y), xytext=(3 if v >= 0 else -3, 0),
                     textcoords="offset points", va="center", ha="left" if v >= 0 else "right", fontsize=8)
+        if m in unused:  # on the side of the axis away from the bar
+            ax.annotate(UNUSED_NOTE, (0.0, y), xytext=(-4 if v >= 0 else 4, 0), textcoords="offset points",
+                        va="center", ha="right" if v >= 0 else "left", fontsize=8, color="#999999")
     return list(bars)
 
 

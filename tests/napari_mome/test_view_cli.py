@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from model_core.cli import view
 from model_core.phantom import generate_study
 from model_core.phantom.writers import write_nifti_study
 
@@ -42,6 +41,8 @@ def test_cli_does_not_import_napari_until_view_runs() -> None:
 def test_view_opens_study_and_widget(make_napari_viewer: Any, monkeypatch: Any, tmp_path: Path,
                                      with_study: bool) -> None:
     import napari
+
+    from napari_mome import _view as view
 
     monkeypatch.setattr(napari, "Viewer", lambda **kw: make_napari_viewer(**kw))
     study = None

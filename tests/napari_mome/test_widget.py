@@ -23,7 +23,7 @@ from qtpy.QtWidgets import QScrollArea
 
 from model_core.engine.subsets import subset_key
 from napari_mome import _panels
-from napari_mome._display import LABELS
+from napari_mome._display import LABELS, UNUSED_NOTE
 from tests.napari_mome.conftest import click_run, set_fast
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,13 +93,18 @@ def test_sample_run_and_explore(sample_viewer: Any, qtbot: Any, tmp_path: Path, 
         assert np.array_equal(sal[mod].data, np.abs(result.saliency[mod].data).transpose(2, 1, 0))
         assert sal[mod].colormap.colors[0][3] == 0.0  # transparent at its low end
 
-    # Shapley bars: one per sequence, lengths = Result.shapley; title gives v(empty) -> v(full)
+    # Shapley bars: one per sequence, lengths = Result.shapley, a sequence the card marks unused labelled so;
+    # the title gives the v(empty) the values add up against (Result.shapley_check) -> v(full)
     ax = widget.panels.shapley.ax
     labels = [t.get_text() for t in ax.get_yticklabels()]
     widths = {lab: bar.get_width() for lab, bar in zip(labels, widget.panels.bars, strict=True)}
     assert widths == {LABELS[m]: result.shapley[m] for m in ("dce", "dwi", "t2")}
+    assert set(result.unused_modalities) == {"t2"}  # the shipped demo card: T2 alone is near chance
+    notes = [a for a in ax.texts if a.get_text() == UNUSED_NOTE]
+    assert len(notes) == 1 and notes[0].xy[1] == pytest.approx(labels.index(LABELS["t2"]), abs=0.5)
     title = ax.get_title()
-    assert f"{result.subsets['none']:.3f}" in title and f"{result.subsets['dce+dwi+t2']:.3f}" in title
+    assert result.shapley_empty["kind"] == "reference" and "reference mean" in title
+    assert f"{result.shapley_check['v_empty']:.3f}" in title and f"{result.subsets['dce+dwi+t2']:.3f}" in title
 
     # untick DWI: the cached dce+t2 probability, no model call
     calls: list[str] = []
