@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from model_core.engine.result import Result  # noqa: E402
-from napari_mome._display import draw_shapley, v_full_empty  # noqa: E402
+from napari_mome._display import UNUSED_NOTE, draw_shapley, v_full_empty  # noqa: E402
 
 
 def _result(**kw: object) -> Result:
@@ -26,6 +26,7 @@ def test_v_empty_is_the_one_the_bars_add_up_to() -> None:
     fig, ax = plt.subplots()
     draw_shapley(ax, r)
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert sum("not used by this model" in t for t in labels) == 1
+    notes = [a for a in ax.texts if a.get_text() == UNUSED_NOTE]
+    assert labels == ["DCE", "DWI", "T2"] and len(notes) == 1 and notes[0].xy[1] == labels.index("T2")
     assert ax.get_title().startswith("reference mean v(empty) 0.500")
     plt.close(fig)
