@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from model_core.engine.decision import decide
+from model_core.engine.reference import NOT_USED
 from model_core.engine.result import Result, Saliency
 from model_core.engine.subsets import SUBSETS, subset_key
 from model_core.studies.study import Volume
@@ -72,7 +73,7 @@ def subset_rows(result: Result) -> list[tuple[str, str, str | None]]:
     return rows
 
 
-UNUSED_NOTE = "not used by this model"
+UNUSED_NOTE = NOT_USED
 """Written beside the bar of a sequence the model card marks unused."""
 
 
