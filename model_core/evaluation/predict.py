@@ -101,24 +101,19 @@ def repair_torn_tail(out_jsonl: Path) -> int:
     return len(data) - keep
 
 
-def _records(out_jsonl: Path) -> list[dict[str, Any]]:
-    records = []
-    for line in out_jsonl.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and "case_id" in rec:
-            records.append(rec)
-    return records
+def prediction_lines(out_jsonl: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``(line, record)`` for every line of ``out_jsonl`` that is a JSON object with a ``case_id`` (a torn
+    line is skipped); empty when the file does not exist."""
+    p = Path(out_jsonl)
+    if not p.is_file():
+        return []
+    pairs = [(line, _loads(line)) for line in p.read_text(encoding="utf-8").splitlines()]
+    return [(line, rec) for line, rec in pairs if "case_id" in rec]
 
 
 def finished_cases(out_jsonl: str | os.PathLike[str]) -> set[str]:
     """Case ids with a result line in ``out_jsonl`` (error lines and a torn last line do not count)."""
-    p = Path(out_jsonl)
-    if not p.is_file():
-        return set()
-    return {str(rec["case_id"]) for rec in _records(p) if "probability" in rec}
+    return {str(rec["case_id"]) for _, rec in prediction_lines(out_jsonl) if "probability" in rec}
 
 
 def drop_error_lines(out_jsonl: Path) -> int:

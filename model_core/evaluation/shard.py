@@ -9,7 +9,6 @@ are then removed. So the merged file holds the same lines as a single-process ru
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from model_core.engine.predictor import Predictor
-from model_core.evaluation.predict import finished_cases, predict_cohort, read_cohort
+from model_core.evaluation.predict import finished_cases, predict_cohort, prediction_lines, read_cohort
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +26,13 @@ def part_path(out: str | os.PathLike[str], rank: int, world: int) -> Path:
     return p.with_name(f"{p.name}.part{rank}of{world}")
 
 
-def _lines(path: Path) -> list[tuple[str, str, bool]]:
-    """``(case_id, line, is_result)`` of every parseable line (a torn line is skipped)."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and "case_id" in rec:
-            out.append((str(rec["case_id"]), line, "probability" in rec))
-    return out
-
-
 def merge_parts(csv_path: str | os.PathLike[str], out: str | os.PathLike[str], parts: Sequence[Path]) -> int:
     """Merge ``out`` and ``parts`` into ``out`` (manifest order, one line per case); returns the line count."""
     result: dict[str, str] = {}
     error: dict[str, str] = {}
     for src in (Path(out), *parts):
-        for cid, line, ok in _lines(src):
-            (result if ok else error)[cid] = line
+        for line, rec in prediction_lines(src):
+            (result if "probability" in rec else error)[str(rec["case_id"])] = line
     lines = [result.get(r.case_id) or error.get(r.case_id) for r in read_cohort(csv_path)]
     kept = [x for x in lines if x is not None]
     tmp = Path(out).with_name(Path(out).name + ".merging")
