@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from model_core.cli.common import run_alone
+from model_core.phantom.params import WORLDS
 from model_core.phantom.sites import SITES
 from model_core.phantom.writers import FORMATS
 
@@ -49,6 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=_positive(float), default=1.0, help="matrix-size factor (default 1)")
     parser.add_argument("--uncompressed", action="store_true",
                         help="write .nii instead of .nii.gz (faster to write and read, more disk)")
+    parser.add_argument("--world", choices=sorted(WORLDS), default="v1",
+                        help="phantom world: v2 gives lesions their breast-MRI T2 appearance (default v1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     path = write_cohort(
         args.n, args.site, args.seed, args.out, args.workers,
         scale=args.scale, formats=args.formats, compress=not args.uncompressed,
-        progress=not args.no_progress,
+        progress=not args.no_progress, world=args.world,
     )  # fmt: skip
     log.info("cohort manifest: %s (%.1f s)", path, time.perf_counter() - t0)
     return 0

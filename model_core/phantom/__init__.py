@@ -39,6 +39,11 @@ Generative model (per study; all parameters in :mod:`model_core.phantom.params`,
    The lesion mask (DCE grid) overlays the lesion in every sequence because all are rendered from the
    same world-space objects.
 
+Worlds (:data:`model_core.phantom.params.WORLDS`): ``v1`` (the default, above) and ``v2``, where lesions
+get their breast-MRI T2 appearance (benign cysts and T2-bright fibroadenomas, iso- to hypointense cancers
+with peritumoral oedema, fat-suppressed T2 at every site; :class:`~model_core.phantom.params.T2Appearance`)
+and nothing else changes; ``generate_study(..., params=get_world("v2"))``, ``write_cohort(..., world="v2")``.
+
 Evidence split (``python -m model_core.evaluation.separability --site ds1 --n 200 --scale 1.0``: hand
 features inside the true mask, 5-fold logistic). ds1: single features AUROC 0.93 (DCE washout), 0.92
 (initial rise), 0.79 (shape irregularity), 0.96 (DWI ADC), 0.95 (T2 darkness); logistic on the DCE

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from model_core.phantom.generate import generate_study
+from model_core.phantom.params import get_world
 from model_core.phantom.sites import get_site
 from model_core.phantom.writers import FORMATS, write_case
 
@@ -34,6 +35,7 @@ COLUMNS: tuple[str, ...] = (
     "case_id", "path", "dicom_path", "truth_path", "index", "seed", "site", "malignant", "birads",
     "birads_subcategory", "age", "bpe", "density", "field_strength", "tnbc", "pcr", "lesion_diameter_mm",
     "shape", "margin", "enhancement_pattern", "kinetic_type", "adc", "t2_ratio", "side", "n_post", "b_max",
+    "t2_kind", "t2_oedema",
 )  # fmt: skip
 
 
@@ -43,7 +45,9 @@ def case_seed(cohort_seed: int, index: int) -> int:
     return int(state[0])
 
 
-def _case_seeds(cohort_seed: int, n: int) -> list[int]:
+def case_seeds(cohort_seed: int, n: int) -> list[int]:
+    """The case seeds of a cohort of ``n`` cases: :func:`case_seed` of each index, distinct (a 32-bit
+    collision is replaced by another deterministic seed)."""
     seeds: list[int] = []
     used: set[int] = set()
     for i in range(n):
@@ -58,6 +62,7 @@ def _case_seeds(cohort_seed: int, n: int) -> list[int]:
 
 def _one(
     index: int, seed: int, site: str, scale: float, out_dir: str, formats: tuple[str, ...], compress: bool = True,
+    world: str = "v1",
 ) -> dict[str, Any]:
     """Generate and write one case (runs in a worker process); returns its CSV row."""
     root = Path(out_dir)
@@ -67,7 +72,7 @@ def _one(
         doc = json.loads(truth_path.read_text(encoding="utf-8"))
         labels = doc["labels"]
     else:
-        case = generate_study(seed, site, scale=scale)
+        case = generate_study(seed, site, scale=scale, params=get_world(world))
         write_case(case, folder, formats, compress=compress)
         labels = case.labels()
     rel = folder.relative_to(root)
@@ -89,6 +94,7 @@ def write_cohort(
     compress: bool = True,
     progress: bool = True,
     on_case: Callable[[dict[str, Any]], None] | None = None,
+    world: str = "v1",
 ) -> Path:
     """Write ``n`` cases of one site and the cohort CSV.
 
@@ -103,6 +109,8 @@ def write_cohort(
         compress: NIfTI as ``.nii.gz`` (default) or ``.nii`` (faster to write and read).
         progress: show a tqdm bar on stderr.
         on_case: called with each finished row (in completion order).
+        world: the phantom world (:data:`model_core.phantom.params.WORLDS`); a folder written with another
+            world is refused (its finished cases would be kept).
 
     Returns:
         Path of ``cohort.csv``.
@@ -114,9 +122,11 @@ def write_cohort(
         raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {fmts}")
     if n < 0 or workers < 1:
         raise ValueError(f"need n >= 0 and workers >= 1, got n={n}, workers={workers}")
+    get_world(world)
     root = Path(out_dir)
+    _check_same_world(root, world)
     root.mkdir(parents=True, exist_ok=True)
-    seeds = _case_seeds(seed, n)
+    seeds = case_seeds(seed, n)
     settings = {
         "n": n,
         "site": prof.name,
@@ -125,11 +135,12 @@ def write_cohort(
         "formats": list(fmts),
         "compress": compress,
         "synthetic": True,
+        "world": world,
     }
     (root / "cohort.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     rows: dict[int, dict[str, Any]] = {}
     bar = _bar(n, progress, f"phantom {prof.name}")
-    jobs = [(i, seeds[i], prof.name, float(scale), str(root), fmts, compress) for i in range(n)]
+    jobs = [(i, seeds[i], prof.name, float(scale), str(root), fmts, compress, world) for i in range(n)]
     try:
         if workers == 1:
             for job in jobs:
@@ -146,14 +157,32 @@ def write_cohort(
     finally:
         if bar is not None:
             bar.close()
-    csv_path = root / "cohort.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS), extrasaction="ignore")
-        writer.writeheader()
-        for i in range(n):
-            writer.writerow(rows[i])
+    csv_path = _write_manifest(root / "cohort.csv", [rows[i] for i in range(n)])
     log.info("wrote %d %s cases to %s", n, prof.name, root)
     return csv_path
+
+
+def _write_manifest(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """The cohort CSV: one row per case in index order, columns :data:`COLUMNS`."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _check_same_world(root: Path, world: str) -> None:
+    """Refuse to add cases of ``world`` to a cohort folder written with another world."""
+    settings = root / "cohort.json"
+    if not settings.is_file():
+        return
+    try:
+        before = json.loads(settings.read_text(encoding="utf-8")).get("world", "v1")
+    except (OSError, ValueError, AttributeError):
+        return
+    if before != world:
+        raise ValueError(f"{root} holds a phantom cohort of world {before!r}; writing world {world!r} into it "
+                         "would mix the two (choose another --out)")
 
 
 def _done(row: dict[str, Any], bar: Any, on_case: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:

@@ -74,6 +74,7 @@ class PhantomCase:
             "shape": les.shape, "margin": les.margin, "enhancement_pattern": les.pattern,
             "kinetic_type": les.kinetic_type, "adc": round(les.adc, 4), "t2_ratio": round(les.t2_ratio, 4),
             "side": les.side, "n_post": self.site.n_post, "b_max": max(self.site.b_values),
+            "t2_kind": les.t2_kind, "t2_oedema": round(les.t2_oedema, 4),
         }  # fmt: skip
 
 
@@ -203,7 +204,7 @@ def generate_study(
     # T2
     aff, shape, axes = grid(proto.t2)
     bias = anat.bias(axes, prof.bias_amplitude)
-    t2_clean = t2_image(render.maps(aff, shape), truth, params, prof.t2_fat_sat)
+    t2_clean = t2_image(render.maps(aff, shape), truth, params, prof.t2_fat_sat, axes.spacing)
     t2 = _volume(add_noise(noise_rng, t2_clean, proto.noise_t2, bias), aff, role="t2", series_description="T2")
     # T1 (optional)
     t1 = None

@@ -197,8 +197,38 @@ class Tissues:
 
 
 @dataclass(frozen=True)
+class T2Appearance:
+    """T2 appearance of lesions as on breast MRI (the ``v2`` world); drawn after every other attribute.
+
+    Benign lesions are a mixture: cysts (fluid, very bright), T2-bright fibroadenomas, and iso-intense ones.
+    Cancers are iso- to hypointense; a share of them carries peritumoral oedema, a T2-bright shell of
+    ``oedema_width_mm`` around the lesion. Triple-negative cancers are T2-bright with ``tnbc_bright_p``.
+    With ``fat_sat`` the T2 of every site is fat-suppressed, so that bright lesions stand out from fat.
+    Ratios are lesion / fibroglandular T2 signal (log-normal: median, sigma_log; cysts: uniform range).
+    """
+
+    benign_kind_p: tuple[float, float, float] = (0.35, 0.40, 0.25)  # T2_KINDS_BENIGN
+    cyst_ratio: tuple[float, float] = (3.0, 4.5)
+    bright_ratio: tuple[float, float] = (2.2, 0.18)
+    iso_ratio: tuple[float, float] = (1.05, 0.12)
+    malignant_ratio: tuple[float, float] = (0.72, 0.15)
+    tnbc_bright_p: float = 0.5
+    oedema_p: float = 0.3  # invasive cancers with peritumoral oedema
+    oedema_ratio: tuple[float, float] = (1.5, 2.0)  # uniform range, x fibroglandular T2 signal
+    oedema_width_mm: float = 3.0
+    fat_sat: bool = True  # every site's T2 is fat-suppressed (as ds3's already is in v1)
+
+
+T2_KINDS_BENIGN: tuple[str, ...] = ("cyst", "bright", "iso")
+
+
+@dataclass(frozen=True)
 class WorldParams:
-    """The whole parameter set; :data:`PARAMS` is the default used by :func:`generate_study`."""
+    """The whole parameter set; :data:`PARAMS` is the default used by :func:`generate_study`.
+
+    ``t2``: the T2 appearance model of the ``v2`` world; ``None`` (the ``v1`` world) draws the T2 ratio from
+    each :class:`LesionClass`'s log-normal, with no texture or oedema.
+    """
 
     benign: LesionClass = BENIGN
     malignant: LesionClass = MALIGNANT
@@ -208,6 +238,20 @@ class WorldParams:
     shape: Shape = Shape()
     population: Population = Population()
     tissues: Tissues = Tissues()
+    t2: T2Appearance | None = None
 
 
 PARAMS = WorldParams()
+
+#: The phantom worlds by name. ``v2`` differs from ``v1`` only in the lesion's T2 signal (same seeds give the
+#: same labels, anatomy, lesion geometry, DCE and T1; DWI differs only through the weak T2 shine-through of
+#: the lesion's S0); ``v1`` is the world of cohorts written before ``v2`` existed.
+WORLDS: dict[str, WorldParams] = {"v1": PARAMS, "v2": WorldParams(t2=T2Appearance())}
+
+
+def get_world(name: str) -> WorldParams:
+    """The world named ``name`` (``"v1"`` or ``"v2"``)."""
+    try:
+        return WORLDS[name]
+    except KeyError:
+        raise ValueError(f"unknown phantom world {name!r}; choose from {sorted(WORLDS)}") from None

@@ -23,6 +23,7 @@ noise ``|S + n1 + i n2|``. Noise sd per sequence and site is in :class:`model_co
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from model_core.phantom.params import KineticShape, WorldParams
 from model_core.phantom.truth import CaseTruth
@@ -73,11 +74,32 @@ def _core_t2_factor(truth: CaseTruth, params: WorldParams) -> float:
     return params.shape.rim_core_t2_factor if truth.lesion.pattern == "rim" else 1.0
 
 
-def t2_image(maps: Maps, truth: CaseTruth, params: WorldParams, fat_sat: bool) -> np.ndarray:
-    """Noise-free T2-weighted image ``(I, J, K)``."""
+def t2_image(
+    maps: Maps, truth: CaseTruth, params: WorldParams, fat_sat: bool, spacing_mm: tuple[float, float, float]
+) -> np.ndarray:
+    """Noise-free T2-weighted image ``(I, J, K)`` on a grid of ``spacing_mm``.
+
+    With a peritumoral oedema (``truth.lesion.t2_oedema > 0``, v2 world) a shell of about
+    ``params.t2.oedema_width_mm`` around the lesion takes ``t2_oedema x`` the fibroglandular signal.
+    """
+    fat_sat = fat_sat or (params.t2 is not None and params.t2.fat_sat)
     table = params.tissues.table("t2_fs" if fat_sat else "t2")
     solid = truth.lesion.t2_ratio * table["fgt"]
-    return _mix(maps, table, solid, solid * _core_t2_factor(truth, params))
+    out = _mix(maps, table, solid, solid * _core_t2_factor(truth, params))
+    if truth.lesion.t2_oedema > 0.0 and params.t2 is not None:
+        shell = oedema_shell(maps["lesion"], maps["soft"], spacing_mm, params.t2.oedema_width_mm)
+        out = out * (1.0 - shell) + shell * np.float32(truth.lesion.t2_oedema * table["fgt"])
+    return out
+
+
+def oedema_shell(
+    lesion: np.ndarray, soft: np.ndarray, spacing_mm: tuple[float, float, float], width_mm: float
+) -> np.ndarray:
+    """Fraction ``(I, J, K)`` of each voxel in the oedema shell: soft tissue within about ``width_mm`` of
+    the lesion (a Gaussian halo of the lesion's partial volume), outside the lesion."""
+    sigma = [0.5 * width_mm / float(s) for s in spacing_mm]
+    halo = ndi.gaussian_filter(lesion.astype(np.float32), sigma, mode="constant")
+    return (np.clip(3.0 * halo, 0.0, 1.0) * (1.0 - lesion) * soft).astype(np.float32)
 
 
 def t1_image(maps: Maps, params: WorldParams) -> np.ndarray:

@@ -18,7 +18,9 @@ from model_core.phantom.params import (
     KINETICS,
     PATTERNS,
     SHAPES,
+    T2_KINDS_BENIGN,
     LesionClass,
+    T2Appearance,
     WorldParams,
 )
 from model_core.phantom.sites import Protocol, SiteProfile
@@ -39,6 +41,8 @@ class LesionTruth:
     adc: float  # 1e-3 mm^2/s (solid part)
     t2_ratio: float  # lesion / fibroglandular T2 signal (solid part)
     side: str  # "left" or "right" breast
+    t2_kind: str = "solid"  # v2 world: "cyst", "bright", "iso" (benign), "bright", "hypo" (malignant)
+    t2_oedema: float = 0.0  # v2 world: T2 of the peritumoral oedema shell / fibroglandular T2 (0 = none)
 
     def initial_rise(self, t_s: float = 90.0) -> float:
         """E at ``t_s`` seconds (the reader's "initial rise")."""
@@ -138,6 +142,25 @@ def _sample_lesion(
     )
 
 
+def _t2_appearance(
+    rng: np.random.Generator, t2: T2Appearance, lesion: LesionTruth, malignant: bool, tnbc: bool
+) -> LesionTruth:
+    """The lesion with its T2 kind, T2 ratio and oedema drawn from ``t2`` (the v2 world)."""
+    if not malignant:
+        kind = _choice(rng, T2_KINDS_BENIGN, t2.benign_kind_p)
+    else:
+        kind = "bright" if tnbc and rng.random() < t2.tnbc_bright_p else "hypo"
+    if kind == "cyst":
+        ratio = float(rng.uniform(*t2.cyst_ratio))
+    else:
+        median, sigma = {"bright": t2.bright_ratio, "iso": t2.iso_ratio, "hypo": t2.malignant_ratio}[kind]
+        ratio = _lognormal(rng, median, sigma)
+    oedema = 0.0
+    if malignant and rng.random() < t2.oedema_p:
+        oedema = float(rng.uniform(*t2.oedema_ratio))
+    return dataclasses.replace(lesion, t2_ratio=float(np.clip(ratio, 0.4, 5.0)), t2_kind=kind, t2_oedema=oedema)
+
+
 def sample_truth(
     rng: np.random.Generator, site: SiteProfile, params: WorldParams, label: int | None = None
 ) -> CaseTruth:
@@ -171,6 +194,8 @@ def sample_truth(
     cls = (params.tnbc if tnbc else params.malignant) if malignant else params.benign
     lesion = _sample_lesion(rng, cls, params, pcr)
     score = reader_points(lesion) + pop.reader_noise_sd * rng.standard_normal()
+    if params.t2 is not None:  # drawn last: every other attribute is the v1 world's
+        lesion = _t2_appearance(rng, params.t2, lesion, malignant, tnbc)
     birads = ("2", "3", "4", "5")[int(np.searchsorted(pop.birads_cuts, score))]
     sub = birads
     if birads == "4":
