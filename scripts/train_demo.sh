@@ -51,6 +51,9 @@ N_TRAIN_DS2=${N_TRAIN_DS2:-300}
 N_VAL=${N_VAL:-60}             # per site (ds1, ds2)
 N_TEST=${N_TEST:-150}          # per site (ds1, ds2, ds3)
 N_TEST_LARGE=${N_TEST_LARGE:-1000}  # the larger ds1 test cohort (with CHECKS=1; 0 = none)
+WORLD=${WORLD:-v1}             # phantom world (mome phantom --world; v2: lesions with their breast-MRI T2 appearance)
+SHARED_PAD=${SHARED_PAD:-0}    # 1: one random pad per sample for every sequence (--shared-pad)
+T2_WARMUP=${T2_WARMUP:-0}      # first epochs of the branch warm-up shown with T2 alone (--t2-warmup)
 EPOCHS=${EPOCHS:-15}
 ACCUM=${ACCUM:-1}
 LR=${LR:-1e-4}
@@ -69,7 +72,7 @@ EXPORT=${EXPORT:-$WORK/demo.safetensors}
 C=$COHORTS
 cohort() {  # n site seed name
   "$MOME" phantom --n "$1" --site "$2" --seed "$3" --out "$C/$4" --formats nifti --uncompressed \
-    --workers "$WORKERS" --no-progress
+    --workers "$WORKERS" --world "$WORLD" --no-progress
 }
 start=$(date +%s)
 cohort "$N_TRAIN_DS1" ds1 1001 train_ds1
@@ -82,15 +85,17 @@ cohort "$N_TEST" ds3 3003 test_ds3
 if [ "$CHECKS" = 1 ] && [ "$N_TEST_LARGE" -gt 0 ]; then cohort "$N_TEST_LARGE" ds1 6001 test_ds1_large; fi
 echo "cohorts: $(( $(date +%s) - start )) s" >&2
 
-balance=()
-if [ -n "$BALANCE_BY" ]; then balance=(--balance-by "$BALANCE_BY" --balance-from "$BALANCE_FROM"); fi
+extra=()
+if [ "$SHARED_PAD" = 1 ]; then extra+=(--shared-pad); fi
+if [ "$T2_WARMUP" -gt 0 ]; then extra+=(--t2-warmup "$T2_WARMUP"); fi
+if [ -n "$BALANCE_BY" ]; then extra+=(--balance-by "$BALANCE_BY" --balance-from "$BALANCE_FROM"); fi
 t_train=$(date +%s)
 "$MOME" train --preset demo --task malignancy --scratch-init xavier --weight-decay 0 --crop $CROP \
   --train-csv "$C/train_ds1/cohort.csv" "$C/train_ds2/cohort.csv" \
   --val-csv "$C/val_ds1/cohort.csv" "$C/val_ds2/cohort.csv" \
   --epochs "$EPOCHS" --accumulation "$ACCUM" --lr "$LR" --modality-dropout "$MODALITY_DROPOUT" \
   --single-loss "$SINGLE_LOSS" --branch-warmup "$BRANCH_WARMUP" --poe-loss "$POE_LOSS" --ema "$EMA" --seed "$SEED" \
-  "${balance[@]}" \
+  "${extra[@]}" \
   --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/model" --resume
 echo "train (incl. preprocessing): $(( $(date +%s) - t_train )) s" >&2
 
@@ -106,7 +111,7 @@ fi
   --cohort "ds3_test=$C/test_ds3/cohort.csv" \
   --bootstrap 1000 --seed 0 --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/eval" \
   "${checks[@]}" \
-  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST N_TEST_LARGE=$N_TEST_LARGE EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA BALANCE_BY=$BALANCE_BY BALANCE_FROM=$BALANCE_FROM CROP=\"$CROP\" THREADS=$THREADS)"
+  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST N_TEST_LARGE=$N_TEST_LARGE EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA BALANCE_BY=$BALANCE_BY BALANCE_FROM=$BALANCE_FROM CROP=\"$CROP\" WORLD=$WORLD SHARED_PAD=$SHARED_PAD T2_WARMUP=$T2_WARMUP THREADS=$THREADS)"
 # The larger ds1 test cohort: AUROCs only, into the exported card's test_ds1_large entry.
 if [ "$CHECKS" = 1 ] && [ "$N_TEST_LARGE" -gt 0 ]; then
   "$MOME" evaluate-model "$EXPORT" --cohort "ds1_test_large=$C/test_ds1_large/cohort.csv" \

@@ -77,6 +77,11 @@ def configure_train(p: argparse.ArgumentParser) -> None:
                         "per optimizer step (not in the paper; default 0 = off)")
     r.add_argument("--branch-warmup", type=int, default=0, metavar="E",
                    help="show the first E epochs without DCE (DWI and T2 only) (not in the paper; default 0)")
+    r.add_argument("--t2-warmup", type=int, default=0, metavar="E",
+                   help="of the --branch-warmup epochs, show the first E with T2 alone (not in the paper; default 0)")
+    r.add_argument("--shared-pad", action="store_true",
+                   help="one random pad per sample for every sequence, so that the same place lines up across "
+                        "sequences (not in the paper; default independent offsets)")
     r.add_argument("--balance-by", metavar="COLUMN",
                    help="draw each epoch's training cases so that this numeric cohort column (e.g. "
                         "lesion_diameter_mm) says nothing about the label (not in the paper; default off)")
@@ -132,7 +137,8 @@ def run_train(args: argparse.Namespace) -> int:
                             save_dtype=args.save_dtype, modality_dropout=args.modality_dropout,
                             single_loss=args.single_loss, branch_warmup=args.branch_warmup,
                             poe_loss=args.poe_loss, ema=args.ema, balance_by=args.balance_by,
-                            balance_bins=args.balance_bins, balance_from=args.balance_from)
+                            balance_bins=args.balance_bins, balance_from=args.balance_from,
+                            shared_pad=args.shared_pad, t2_warmup=args.t2_warmup)
         if args.folds is None and args.fold is not None:
             raise TrainError("--fold needs --folds")
         folds: list[int | None] = [None]

@@ -238,9 +238,10 @@ class CaseDataset:
         return {m: torch.from_numpy(canvases[m][0])[None] if m in canvases and m in modalities else None
                 for m in MODALITIES}
 
-    def train_item(self, i: int, rng: np.random.Generator) -> tuple[Inputs, torch.Tensor]:
-        """Augmented inputs ``modality -> (1, C, X, Y, Z)`` (random pad, one of 6 flips) and label ``(1,)``."""
-        canv = random_augment(rng, self.cache.load(self.cases[i]), self.cache.sizes)
+    def train_item(self, i: int, rng: np.random.Generator, shared_pad: bool = False) -> tuple[Inputs, torch.Tensor]:
+        """Augmented inputs ``modality -> (1, C, X, Y, Z)`` (random pad, shared across sequences with
+        ``shared_pad``; one of 6 flips) and label ``(1,)``."""
+        canv = random_augment(rng, self.cache.load(self.cases[i]), self.cache.sizes, shared_pad=shared_pad)
         return self._tensors(canv, MODALITIES), torch.tensor([self.cases[i].label])
 
     def eval_item(self, i: int, modalities: Sequence[str] = MODALITIES) -> Inputs:

@@ -114,19 +114,26 @@ def random_augment(
     arrays: Any,
     sizes: Mapping[str, Sequence[int]],
     method: ResizeMethod = "exact",
+    shared_pad: bool = False,
 ) -> dict[str, tuple[np.ndarray, CanvasRecord]]:
     """Training augmentation (docs/model.md, *Training recipe*): resize rule -> random pad -> one random flip for all.
 
     Pad offsets are drawn independently per modality and axis, uniform in ``[0, f_i]`` inclusive (modalities
     in model order dce, dwi, t2); then one flip op is drawn uniformly from the 6 (never identity) and
-    applied to every modality.
+    applied to every modality. With ``shared_pad`` one fraction ``u`` in ``[0, 1]`` is drawn per axis and
+    every modality is offset by ``round(u * f_i)`` of its own free space, so that the same place of the
+    study sits at the same relative canvas position in every sequence (not in the paper).
     """
     fitted = fit(arrays, sizes, method)
     offsets: dict[str, tuple[int, ...]] = {}
+    shared = rng.random(3) if shared_pad else None
     for m in sorted(fitted, key=lambda k: ("dce", "dwi", "t2").index(k) if k in ("dce", "dwi", "t2") else 9):
         f = fitted[m]
         free = [t - s for t, s in zip(f.target, resized_shape(f.input_shape, f.ratio), strict=True)]
-        offsets[m] = tuple(int(rng.integers(0, v + 1)) for v in free)
+        if shared is None:
+            offsets[m] = tuple(int(rng.integers(0, v + 1)) for v in free)
+        else:
+            offsets[m] = tuple(int(round(float(u) * v)) for u, v in zip(shared, free, strict=True))
     flip = int(rng.integers(0, len(FLIP_OPS)))
     return {m: fitted[m].canvas(None, flip, offsets[m]) for m in fitted}
 

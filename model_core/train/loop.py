@@ -4,11 +4,12 @@ One epoch (docs/model.md, *Training recipe*): the training cases in a seeded ran
 process; with ``W`` processes each takes every ``W``-th, the order padded by wrap-around to a multiple of
 ``W``); per case one augmented forward/backward with ``loss / accumulation`` (options not in the paper: plus
 ``single_loss`` times the mean loss of each present sequence alone and ``poe_loss`` times the loss of all of
-them against the product of the singles' posteriors; without DCE in the first ``branch_warmup`` epochs); an
-optimizer step (after summing the gradients over processes) every ``accumulation / W`` local cases; leftover
-gradients carried into the next epoch or stepped (``epoch_end``); the scheduler stepped; validation AUROC on
-centred inputs; the model saved as ``best.safetensors`` when ``val_auroc >= best`` (ties go to the later
-epoch); the resumable state and ``history.json`` written (rank 0 writes every file)."""
+them against the product of the singles' posteriors; without DCE in the first ``branch_warmup`` epochs, and T2
+alone in the first ``t2_warmup`` of them); an optimizer step (after summing the gradients over processes)
+every ``accumulation / W`` local cases; leftover gradients carried into the next epoch or stepped
+(``epoch_end``); the scheduler stepped; validation AUROC on centred inputs; the model saved as
+``best.safetensors`` when ``val_auroc >= best`` (ties go to the later epoch); the resumable state and
+``history.json`` written (rank 0 writes every file)."""
 
 from __future__ import annotations
 
@@ -219,10 +220,12 @@ class Trainer:
         t0, c0 = time.perf_counter(), time.process_time()
         bar = case_bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}", leave=False)
         for i, idx in enumerate(bar):
-            inputs, target = self.train_ds.train_item(int(idx), rng)
+            inputs, target = self.train_ds.train_item(int(idx), rng, opts.shared_pad)
             keep = dropout_subset(drop_rng, opts.modality_dropout)
             if epoch < opts.branch_warmup:
                 inputs = {**inputs, "dce": None}
+            if epoch < opts.t2_warmup:
+                inputs = {**inputs, "dwi": None}
             if keep is not None and any(inputs[m] is not None for m in keep):
                 inputs = {m: v if m in keep else None for m, v in inputs.items()}
                 total[2] += 1

@@ -86,6 +86,9 @@ class TrainOptions:
         branch_warmup: the first ``branch_warmup`` epochs show every sample without DCE (DWI and T2 only,
             DCE absent as at missing-modality inference), so that the DWI/T2 branches and the fusion layers
             learn to read those sequences before DCE is shown. Not in the paper (0 = the paper's recipe).
+        t2_warmup: the first ``t2_warmup`` of the ``branch_warmup`` epochs show T2 alone (DCE and DWI absent),
+            so that the T2 branch learns to read T2 before the other sequences can stand in for it. Not in
+            the paper (0 = the paper's recipe).
         poe_loss: weight ``v`` of a product-of-experts target for the fused output: the per-sample loss adds
             ``v * BCE(l_all, sigmoid(prior + sum_m (l_m - prior)))``, ``l`` the class-1 log-odds of all
             present sequences and of each alone (detached), ``prior`` the training set's (0 with a balanced
@@ -103,6 +106,10 @@ class TrainOptions:
             each drawn equally often, each class half of every bin), and the prior of ``poe_loss`` is then
             0. ``None`` (the paper's recipe): every case once per epoch in a seeded order. Not in the paper.
         balance_bins, balance_from: see ``balance_by``.
+        shared_pad: draw the random pad once per sample for every sequence (each offset the same fraction
+            of its own canvas's free space), so that tokens of the same place line up across sequences
+            (:func:`model_core.preprocessing.tta.random_augment`). Not in the paper (False = the paper's
+            independent offsets).
     """
 
     task: str = "malignancy"
@@ -121,11 +128,13 @@ class TrainOptions:
     modality_dropout: float = 0.0
     single_loss: float = 0.0
     branch_warmup: int = 0
+    t2_warmup: int = 0
     poe_loss: float = 0.0
     ema: float = 0.0
     balance_by: str | None = None
     balance_bins: int = 6
     balance_from: int = 0
+    shared_pad: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -152,6 +161,8 @@ class TrainOptions:
             raise TrainError(f"ema must be a decay in [0, 1) (0 = off), got {self.ema}")
         if not 0 <= self.branch_warmup < self.epochs:
             raise TrainError(f"branch_warmup must be in [0, epochs={self.epochs}), got {self.branch_warmup}")
+        if not 0 <= self.t2_warmup <= self.branch_warmup:
+            raise TrainError(f"t2_warmup must be in [0, branch_warmup={self.branch_warmup}], got {self.t2_warmup}")
         if self.balance_bins < 2:
             raise TrainError(f"balance_bins must be >= 2, got {self.balance_bins}")
         if not 0 <= self.balance_from < self.epochs:
@@ -188,7 +199,7 @@ class TrainOptions:
         d = self.to_dict()
         d.pop("stop_after")
         # older states resume unchanged
-        for name in ("modality_dropout", "single_loss", "branch_warmup", "poe_loss", "ema"):
+        for name in ("modality_dropout", "single_loss", "branch_warmup", "poe_loss", "ema", "shared_pad", "t2_warmup"):
             if not d[name]:
                 d.pop(name)
         if d["balance_by"] is None:

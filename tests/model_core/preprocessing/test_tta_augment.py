@@ -102,3 +102,26 @@ def test_record_json_and_index_map() -> None:
 def test_bad_canvas_arguments(bad: dict) -> None:
     with pytest.raises(ValueError):
         to_canvas(np.zeros((1, 8, 8, 4), np.float32), (16, 12, 8), **bad)
+
+
+def test_shared_pad_puts_every_sequence_at_the_same_relative_position() -> None:
+    arrays = _arrays()
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(200):
+        out = random_augment(rng, arrays, SIZES, shared_pad=True)
+        fractions = []
+        free = {m: tuple(t - s for t, s in zip(rec.target, rec.resized_shape, strict=True))
+                for m, (_, rec) in out.items()}
+        for m, (_, rec) in out.items():
+            assert all(0 <= o <= f for o, f in zip(rec.offset, free[m], strict=True))
+            fractions.append([o / f if f else None for o, f in zip(rec.offset, free[m], strict=True)])
+        for axis in range(3):  # fractions of the free space agree up to rounding of the smallest free space
+            vals = [f[axis] for f in fractions if f[axis] is not None]
+            smallest = min((free[m][axis] for m in free if free[m][axis]), default=1)
+            assert max(vals) - min(vals) <= 1.0 / smallest + 1e-9
+        seen.add(out["dce"][1].offset)
+        assert len({rec.flip_op for _, rec in out.values()}) == 1
+    assert len(seen) > 20  # still random
+    independent = random_augment(np.random.default_rng(1), arrays, SIZES)
+    assert {m: r.offset for m, (_, r) in independent.items()} != {m: r.offset for m, (_, r) in out.items()}

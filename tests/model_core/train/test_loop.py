@@ -261,3 +261,29 @@ def test_branch_warmup_hides_dce_in_its_first_epochs(cohorts: dict[str, Path], t
     assert "branch_warmup" not in TrainOptions().resume_key()
     with pytest.raises(TrainError, match="branch_warmup"):
         TrainOptions(epochs=3, branch_warmup=3)
+
+
+def test_t2_warmup_shows_t2_alone_then_dwi_and_t2_then_all(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_core.network.mome import Mome
+
+    seen: list[tuple[str, ...]] = []
+    encode = Mome.encode
+
+    def spy(self: Mome, dce=None, dwi=None, t2=None, **kw):  # type: ignore[no-untyped-def]
+        present = tuple(m for m, v in (("dce", dce), ("dwi", dwi), ("t2", t2)) if v is not None)
+        if self.training and present:
+            seen.append(present)
+        return encode(self, dce, dwi, t2, **kw)
+
+    monkeypatch.setattr(Mome, "encode", spy)
+    opts = TrainOptions(epochs=3, accumulation=2, seed=3, branch_warmup=2, t2_warmup=1, single_loss=0.5,
+                        weight_decay=0.0, shared_pad=True)
+    train(_spec(cohorts, tiny_cfg, tmp_path / "w"), opts)
+    # 8 training cases per epoch, one encode of the present sequences each
+    assert seen == [("t2",)] * 8 + [("dwi", "t2")] * 8 + [("dce", "dwi", "t2")] * 8
+    key = opts.resume_key()
+    assert key["t2_warmup"] == 1 and key["shared_pad"] is True
+    assert "t2_warmup" not in TrainOptions().resume_key() and "shared_pad" not in TrainOptions().resume_key()
+    with pytest.raises(TrainError, match="t2_warmup"):
+        TrainOptions(epochs=3, branch_warmup=1, t2_warmup=2)
