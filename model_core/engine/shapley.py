@@ -100,7 +100,9 @@ def global_shapley(results: Iterable[Any], threshold: float = 0.5,
 
     Returns:
         ``{"all" | "predicted_malignant" | "predicted_benign": {"n", "mean": {m: .}, "mean_abs": {m: .},
-        "std": {m: .}}}``; groups with no member have ``n = 0`` and empty dicts.
+        "std": {m: .}, "share_negative": {m: .}}}`` (``share_negative``: the share of results whose value
+        for ``m`` is below 0, i.e. pushes towards benign); groups with no member have ``n = 0`` and empty
+        dicts.
     """
     groups: dict[str, list[list[float]]] = {"all": [], "predicted_malignant": [], "predicted_benign": []}
     for r in results:
@@ -111,7 +113,7 @@ def global_shapley(results: Iterable[Any], threshold: float = 0.5,
     out: dict[str, dict[str, Any]] = {}
     for name, rows in groups.items():
         if not rows:
-            out[name] = {"n": 0, "mean": {}, "mean_abs": {}, "std": {}}
+            out[name] = {"n": 0, "mean": {}, "mean_abs": {}, "std": {}, "share_negative": {}}
             continue
         a = np.asarray(rows, dtype=np.float64)
         out[name] = {
@@ -119,5 +121,6 @@ def global_shapley(results: Iterable[Any], threshold: float = 0.5,
             "mean": dict(zip(players, a.mean(0).tolist(), strict=True)),
             "mean_abs": dict(zip(players, np.abs(a).mean(0).tolist(), strict=True)),
             "std": dict(zip(players, a.std(0).tolist(), strict=True)),
+            "share_negative": dict(zip(players, (a < 0).mean(0).tolist(), strict=True)),
         }
     return out

@@ -1,6 +1,7 @@
-"""Held-out evaluation of a trained model with a plain forward loop (no TTA): per cohort, the
-multiparametric AUROC and the DCE-only AUROC (``model(dce=...)``, DWI and T2 absent), each with a
-seeded 1000x bootstrap 95 % CI, plus per-case scores.
+"""Held-out evaluation of a trained model with a plain forward loop (no TTA): per cohort, the AUROC of
+every subset of sequences (all seven: ``multiparametric``, ``dce_only`` = ``model(dce=...)`` with DWI and T2
+absent, ...), each with a seeded 1000x bootstrap 95 % CI and the spread of its log-odds between studies,
+the paired-bootstrap AUROC gains of all sequences over DCE + DWI and over DCE alone, plus per-case scores.
 
 The report goes into the model card's ``metrics`` (``update_card``). Hook for the inference module:
 per-case rows (:attr:`EvalReport.cases`, written as ``predictions.csv`` by the CLI) carry ``birads`` and
@@ -22,15 +23,23 @@ from typing import Any
 import numpy as np
 
 from model_core.errors import TrainError
+from model_core.evaluation.bootstrap import bootstrap_columns, paired_p_value, resample_indices, summarise
 from model_core.evaluation.cases import CaseDataset, predict_cases
-from model_core.evaluation.metrics import bootstrap_auroc
+from model_core.evaluation.metrics import auroc, bootstrap_auroc
 from model_core.network.mome import Mome
 from model_core.weights.card_seal import write_card
 from model_core.weights.native import ModelCard, card_path_for, load_native, read_card, save_native
 
 log = logging.getLogger(__name__)
 
-SUBSETS: dict[str, tuple[str, ...]] = {"multiparametric": ("dce", "dwi", "t2"), "dce_only": ("dce",)}
+SUBSETS: dict[str, tuple[str, ...]] = {
+    "multiparametric": ("dce", "dwi", "t2"), "dce_only": ("dce",), "dwi_only": ("dwi",), "t2_only": ("t2",),
+    "dce+dwi": ("dce", "dwi"), "dce+t2": ("dce", "t2"), "dwi+t2": ("dwi", "t2"),
+}  # fmt: skip
+"""Every non-empty subset of sequences, by the name its AUROC has in the report."""
+
+GAINS: dict[str, str] = {"gain_over_dce_dwi": "dce+dwi", "gain_over_dce_only": "dce_only"}
+"""Paired AUROC gains of ``multiparametric`` over these subsets, reported per cohort."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,10 @@ def evaluate(model: Mome, cohorts: Mapping[str, CaseDataset], opts: EvalOptions 
         entry: dict[str, Any] = {"n": len(ds), "n_positive": int(y.sum()),
                                  "sites": sorted({c.site for c in ds.cases})}
         for s, sc in scores.items():
-            entry[s] = bootstrap_auroc(y, sc, opts.bootstrap, opts.seed, opts.level).to_dict()
+            entry[s] = {**bootstrap_auroc(y, sc, opts.bootstrap, opts.seed, opts.level).to_dict(),
+                        "logit_sd": logit_sd(sc)}
         entry["auroc_drop_dce_only"] = entry["multiparametric"]["auroc"] - entry["dce_only"]["auroc"]
+        entry.update(paired_gains(y, scores, opts))
         report.metrics[name] = entry
         log.info("%s: AUROC %.4f [%.4f, %.4f]; DCE only %.4f [%.4f, %.4f] (n=%d)", name,
                  entry["multiparametric"]["auroc"], entry["multiparametric"]["ci_lower"],
@@ -72,14 +83,35 @@ def evaluate(model: Mome, cohorts: Mapping[str, CaseDataset], opts: EvalOptions 
         for i, c in enumerate(ds.cases):
             report.cases.append({"cohort": name, "case_id": c.case_id, "site": c.site, "label": c.label,
                                  "birads": c.info.get("birads", ""),
-                                 "p_multiparametric": float(scores["multiparametric"][i]),
-                                 "p_dce_only": float(scores["dce_only"][i])})
+                                 **{f"p_{s}": float(sc[i]) for s, sc in scores.items()}})
     return report
 
 
+def logit_sd(p: np.ndarray) -> float:
+    """Standard deviation between studies of the log-odds of probabilities ``p`` ``(N,)``."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0 - 1e-12)
+    return float(np.std(np.log(q) - np.log1p(-q)))
+
+
+def paired_gains(y: np.ndarray, scores: Mapping[str, np.ndarray], opts: EvalOptions) -> dict[str, Any]:
+    """AUROC of ``multiparametric`` minus that of each subset in :data:`GAINS`, with a paired bootstrap
+    percentile interval and two-sided p-value (the same resampled cases for both columns)."""
+    cols = {"multiparametric": scores["multiparametric"], **{s: scores[s] for s in GAINS.values()}}
+    idx = resample_indices(y, opts.bootstrap, opts.seed)
+    reps = bootstrap_columns(y, cols, idx, lambda rows: {"auroc": rows.auroc()})
+    out: dict[str, Any] = {}
+    for key, sub in GAINS.items():
+        diff = reps["multiparametric"]["auroc"] - reps[sub]["auroc"]
+        point = auroc(y, cols["multiparametric"]) - auroc(y, cols[sub])
+        out[key] = {**summarise(point, diff, opts.level), "p_value": paired_p_value(diff), "versus": sub,
+                    "bootstrap_resamples": opts.bootstrap, "bootstrap_seed": opts.seed}
+    return out
+
+
 def write_predictions(report: EvalReport, path: str | os.PathLike[str]) -> None:
-    """Per-case scores as CSV (``cohort, case_id, site, label, birads, p_multiparametric, p_dce_only``)."""
-    cols = ["cohort", "case_id", "site", "label", "birads", "p_multiparametric", "p_dce_only"]
+    """Per-case scores as CSV (``cohort, case_id, site, label, birads`` and ``p_<subset>`` for every
+    subset of :data:`SUBSETS`)."""
+    cols = ["cohort", "case_id", "site", "label", "birads", *(f"p_{s}" for s in SUBSETS)]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()

@@ -205,6 +205,10 @@ def summarise(rows: Sequence[CaseCheck], calibrate_on: str | None, apply_to: Seq
         "pointing_game": {c: pointing_game(rows, c) for c in cohorts},
     }
     out["global_shapley"]["all"] = global_shapley([r.__dict__ for r in rows])
+    out["global_shapley"]["by_true_class"] = {
+        name: global_shapley([r.__dict__ for r in rows if r.label == label])["all"]
+        for name, label in (("benign", 0), ("malignant", 1))
+    }
     out["pointing_game"]["all"] = pointing_game(rows)
     if calibrate_on:
         out["birads4"] = birads4_report(rows, calibrate_on, apply_to)

@@ -114,5 +114,6 @@ def test_global_shapley_splits_by_predicted_class() -> None:
     assert g["predicted_malignant"]["mean"]["dce"] == pytest.approx(0.2)
     assert g["predicted_benign"]["mean_abs"]["dce"] == pytest.approx(0.2)
     assert g["all"]["mean"]["t2"] == pytest.approx(0.1 / 3)
+    assert g["all"]["share_negative"] == pytest.approx({"dce": 1 / 3, "dwi": 0.0, "t2": 1 / 3})
     empty = global_shapley([results[2]])
-    assert empty["predicted_malignant"] == {"n": 0, "mean": {}, "mean_abs": {}, "std": {}}
+    assert empty["predicted_malignant"] == {"n": 0, "mean": {}, "mean_abs": {}, "std": {}, "share_negative": {}}

@@ -4,8 +4,11 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from model_core.evaluation.evaluate_model import GAINS, SUBSETS
+from model_core.evaluation.metrics import auroc
 from model_core.network.config import MomeConfig
 from model_core.train.options import InitSpec
 from model_core.train.recipe import build_model
@@ -27,12 +30,20 @@ def test_evaluate_model_cli_writes_cis_and_keeps_the_card_valid(cohorts: dict[st
     _, card = load_native(weights)  # sha256 still matches: only the card changed
     m = card.metrics["test"]["ds2_test"]
     assert m["n"] == 6 and m["sites"] == ["ds2"]
-    for s in ("multiparametric", "dce_only"):
+    for s in SUBSETS:  # all seven subsets, each with its CI and the spread of its log-odds
         assert m[s]["bootstrap_resamples"] == 200 and m[s]["ci_lower"] <= m[s]["auroc"] <= m[s]["ci_upper"]
+        assert m[s]["logit_sd"] > 0
+    rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
+    y = np.array([int(r["label"]) for r in rows])
+    for key, versus in GAINS.items():  # paired gains recomputed from the per-case scores
+        gain = m[key]
+        expected = auroc(y, np.array([float(r["p_multiparametric"]) for r in rows])) - auroc(
+            y, np.array([float(r[f"p_{versus}"]) for r in rows]))
+        assert gain["versus"] == versus and gain["value"] == pytest.approx(expected, abs=1e-12)
+        assert gain["ci_lower"] <= gain["ci_upper"] and 0.0 < gain["p_value"] <= 1.0
     assert card.metrics["test_protocol"]["command"].startswith("mome evaluate-model")
     assert "--bootstrap 200" in card.metrics["test_protocol"]["command"]
-    rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
-    assert len(rows) == 6 and {"birads", "p_multiparametric", "p_dce_only"} <= set(rows[0])
+    assert len(rows) == 6 and {"birads", *(f"p_{s}" for s in SUBSETS)} <= set(rows[0])
     assert json.loads((tmp_path / "eval.json").read_text())["ds2_test"]["n_positive"] == 3
     shipped, scard = load_native(tmp_path / "ship" / "demo.safetensors")
     assert scard.name == "mome-demo" and scard.weights_file == "demo.safetensors"

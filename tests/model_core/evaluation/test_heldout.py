@@ -109,6 +109,11 @@ def test_evaluate_model_checks_write_the_card(cohorts: dict[str, Path], tiny_cfg
     assert card.thresholds["birads4"]["cohort"] == "cal" and card.thresholds["birads4"]["sensitivity"] == 1.0
     assert set(card.metrics["birads4_downgrade"]) == {"ext"}
     assert card.metrics["pointing_game"]["cal"]["n"] == 3 and card.metrics["global_shapley"]["all"]["all"]["n"] == 14
+    by_class = card.metrics["global_shapley"]["by_true_class"]
+    n_malignant = sum(r["label"] for r in rows)
+    assert by_class["malignant"]["n"] == n_malignant and by_class["benign"]["n"] == 14 - n_malignant
+    negative_t2 = sum(r["shapley"]["t2"] < 0 for r in rows if r["label"] == 0) / (14 - n_malignant)
+    assert by_class["benign"]["share_negative"]["t2"] == pytest.approx(negative_t2)
 
 
 def test_calibrate_on_needs_checks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
