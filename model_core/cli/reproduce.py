@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     weights = args.weights or DEMO_WEIGHTS
     if not weights or not str(weights).strip():
         raise MomeError("no model: give --weights (the demo weights are not installed)")
-    opts = ReproduceOptions(sizes, args.bootstrap, args.seed, args.tta, args.threads, args.workers, args.scale)
+    opts = ReproduceOptions(sizes, args.bootstrap, args.seed, args.tta, args.threads, args.workers, args.scale,
+                            args.discard_studies, args.update_card)
     emit(reproduce(args.out, weights, opts, "mome " + " ".join(shlex.quote(a) for a in sys.argv[1:])), None)
     return 0
 
@@ -45,4 +46,10 @@ def add_subparser(sub: Any) -> None:
     r.add_argument("--threads", type=int, default=1, help="torch threads of predict")
     r.add_argument("--workers", type=int, default=1, help="processes of phantom generation")
     r.add_argument("--scale", type=float, default=1.0, help="phantom matrix scale")
+    r.add_argument("--update-card", action="store_true",
+                   help="record the AUROC of every subset of sequences per site in the model's card "
+                        "(metrics.subsets; the weights and the card's seal are untouched)")
+    r.add_argument("--discard-studies", action="store_true",
+                   help="delete each site's images once predicted (keeps labels and predictions; the full size "
+                        "then needs ~43 GB of disk instead of ~75 GB)")
     r.set_defaults(func=run)

@@ -7,7 +7,10 @@ Evaluated: every statistic of :mod:`model_core.evaluation.cohort_eval` (all eigh
 one predict run), subgroups by age (<40 / 40-60 / >=60), background enhancement, BI-RADS 4 vs others and
 field strength, the BI-RADS 4 operating point from ds1 applied to ds2, and decision curves. Sizes:
 ``paper`` = the paper's test cohorts (DS1 internal test 1: 307, DS2: 735, DS3: 2661); ``ci`` = 8 per site.
-Every step resumes: existing phantom cases and finished predictions are kept.
+Every step resumes: existing phantom cases and finished predictions are kept. With ``discard_studies`` a
+site's image files are deleted once its predictions are written (labels, ``truth.json`` and the manifest
+stay, so a resumed run neither regenerates nor re-predicts them): the full size then needs the disk of
+its largest cohort (ds3: ~43 GB uncompressed) instead of all three (~75 GB).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +30,8 @@ from model_core.evaluation.cohort_eval import EvaluateSettings
 from model_core.evaluation.evaluation_run import Inputs, evaluate_inputs, write_evaluation
 from model_core.evaluation.predict import predict_cohort
 from model_core.runtime import Runtime
+from model_core.weights.card_seal import write_card
+from model_core.weights.native import card_path_for, read_card
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,8 @@ class ReproduceOptions:
     threads: int = 1
     workers: int = 1
     scale: float = 1.0
+    discard_studies: bool = False
+    update_card: bool = False
 
 
 def _pool(out: Path, parts: list[tuple[Path, Path]]) -> tuple[Path, Path]:
@@ -64,6 +72,56 @@ def _pool(out: Path, parts: list[tuple[Path, Path]]) -> tuple[Path, Path]:
         w.writeheader()
         w.writerows(rows)
     return preds, manifest
+
+
+def discard_images(manifest: Path) -> int:
+    """Delete the image folders (the manifest's ``path`` column) of a predicted phantom cohort; returns how
+    many were removed. Only folders inside the manifest's own folder are touched."""
+    root = manifest.parent.resolve()
+    removed = 0
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            folder = (root / row["path"]).resolve()
+            if folder.is_dir() and folder.is_relative_to(root) and folder != root:
+                shutil.rmtree(folder)
+                removed += 1
+    log.info("discarded the images of %d studies under %s", removed, root)
+    return removed
+
+
+def subset_table(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The AUROC of every subset of sequences per site cohort of an evaluation document:
+    ``{site: {"n", "n_positive", "dce" | "dwi" | ... | "dce+dwi+t2": {"auroc", "ci_lower", "ci_upper"}}}``
+    (``dce+dwi+t2`` is the model with every sequence; the pooled ``ds1+ds2`` cohort is left out)."""
+    def rec(a: Mapping[str, Any]) -> dict[str, float]:
+        return {"auroc": a["value"], "ci_lower": a["ci_lower"], "ci_upper": a["ci_upper"]}
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, c in doc["cohorts"].items():
+        if name not in SITE_SEEDS:
+            continue
+        entry: dict[str, Any] = {"n": c["n"], "n_positive": c["n_positive"]}
+        for row in c["subsets"]:
+            entry[row["subset"]] = rec(row["auroc_a"])
+            entry["dce+dwi+t2"] = rec(row["auroc_b"])
+        out[name] = entry
+    return out
+
+
+def record_subsets(weights: str | os.PathLike[str], doc: Mapping[str, Any], opts: ReproduceOptions,
+                   command: str) -> Path:
+    """Write :func:`subset_table` into the card beside ``weights`` as ``metrics["subsets"]``, with how it was
+    made (``metrics["subsets_protocol"]``: command, cohort sizes and seeds, TTA, bootstrap). The weights and
+    the card's seal are untouched (``metrics`` is outside the seal)."""
+    card = read_card(weights)
+    protocol = {"command": command, "sizes": dict(opts.sizes), "seeds": {s: SITE_SEEDS[s] for s in opts.sizes},
+                "phantom_scale": opts.scale, "tta": opts.tta, "bootstrap": opts.n_resamples,
+                "bootstrap_seed": opts.seed, "source": "mome reproduce-paper (predict with the Predictor, no saliency)"}
+    card.metrics = {**card.metrics, "subsets": subset_table(doc), "subsets_protocol": protocol}
+    path = card_path_for(weights)
+    write_card(path, card.to_dict())
+    log.info("recorded the subset AUROCs in %s", path)
+    return path
 
 
 def reproduce(out_dir: str | os.PathLike[str], weights: str | os.PathLike[str], opts: ReproduceOptions,
@@ -89,6 +147,8 @@ def reproduce(out_dir: str | os.PathLike[str], weights: str | os.PathLike[str], 
         timings[f"predict_{site}"] = time.perf_counter() - t
         log.info("%s: %s", site, counts)
         files[site] = (preds, manifest)
+        if opts.discard_studies:
+            discard_images(manifest)
     pooled = [files[s] for s in ("ds1", "ds2") if s in files]
     names = list(files)
     if len(pooled) == 2:
@@ -103,6 +163,8 @@ def reproduce(out_dir: str | os.PathLike[str], weights: str | os.PathLike[str], 
     doc = evaluate_inputs(inp, st)
     paths = write_evaluation(doc, out / "report")
     timings["evaluate"] = time.perf_counter() - t
+    if opts.update_card:
+        record_subsets(weights, doc, opts, command)
     total = time.perf_counter() - t0
     log.info("reproduction in %.0f s: %s", total, paths["html"])
     return {"report": str(paths["html"]), "markdown": str(paths["markdown"]), "seconds": round(total, 1),

@@ -60,3 +60,32 @@ def test_it_separates_fresh_phantoms() -> None:
         p.append(predictor.run(case.study, explain=False).probability)
     assert 0 < sum(y) < len(y)
     assert auroc(np.array(y), np.array(p)) >= 0.8
+
+
+def test_the_cards_subset_aurocs_hold_on_its_ds1_cohort(shipped: tuple[torch.nn.Module, object]) -> None:
+    """Every subset of sequences (seven) on the ds1 cohort the card's figures come from, regenerated in
+    memory and run through the shipped model: each AUROC lies inside the card's 95 % interval and next to
+    its recorded value (the card's run read the same phantoms from NIfTI files)."""
+    from model_core.phantom.cohort import case_seeds
+
+    _, card = shipped
+    table = card.metrics["subsets"]  # type: ignore[attr-defined]
+    protocol = card.metrics["subsets_protocol"]  # type: ignore[attr-defined]
+    assert set(table) == {"ds1", "ds2", "ds3"} and protocol["tta"] == "none"
+    assert protocol["sizes"]["ds1"] >= 300 and protocol["sizes"]["ds2"] >= 300 and protocol["sizes"]["ds3"] >= 300
+    torch.set_num_threads(1)
+    predictor, _ = demo_predictor()
+    y, scores = [], {}
+    for seed in case_seeds(protocol["seeds"]["ds1"], protocol["sizes"]["ds1"]):
+        case = generate_study(seed, "ds1", scale=protocol["phantom_scale"])
+        y.append(int(case.truth.malignant))
+        result = predictor.run(case.study, explain=False)
+        for subset, p in result.subsets.items():
+            scores.setdefault(subset, []).append(p)
+    assert len(y) == table["ds1"]["n"] and sum(y) == table["ds1"]["n_positive"]
+    subsets = ("dce", "dwi", "t2", "dce+dwi", "dce+t2", "dwi+t2", "dce+dwi+t2")
+    for subset in subsets:
+        rec = table["ds1"][subset]
+        value = auroc(np.array(y), np.array(scores[subset]))
+        assert rec["ci_lower"] <= value <= rec["ci_upper"], subset
+        assert value == pytest.approx(rec["auroc"], abs=0.005), subset

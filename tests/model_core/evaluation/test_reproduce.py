@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,38 @@ def test_reproduce_paper_ci_size_writes_the_report_and_resumes(tmp_path: Path,
     # a second run generates and predicts nothing again
     assert main(args) == 0
     assert (tmp_path / "predictions" / "ds2.jsonl").read_text().splitlines() == lines
+
+
+@pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="the demo weights ship with the package")
+def test_discard_studies_keeps_labels_and_predictions_and_resumes(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from model_core.cli.main import main
+    from model_core.weights.native import card_path_for, load_native
+
+    weights = tmp_path / "model" / "demo.safetensors"
+    weights.parent.mkdir()
+    shutil.copy(DEMO_WEIGHTS, weights)
+    shutil.copy(card_path_for(DEMO_WEIGHTS), card_path_for(weights))
+    out = tmp_path / "run"
+    args = ["reproduce-paper", "--out", str(out), "--size", "ci", "--n-ds1", "10", "--scale", "0.5",
+            "--bootstrap", "50", "--discard-studies", "--weights", str(weights), "--update-card"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)["cohorts"]
+    _, card = load_native(weights)  # the seal still holds: only metrics changed
+    doc = json.loads((out / "report" / "evaluation.json").read_text())
+    table = card.metrics["subsets"]
+    assert set(table) == {"ds1", "ds2", "ds3"} and card.metrics["subsets_protocol"]["seeds"]["ds3"] == 3003
+    for site, entry in table.items():
+        assert {k for k in entry if "+" in k or k in ("dce", "dwi", "t2")} == {
+            "dce", "dwi", "t2", "dce+dwi", "dce+t2", "dwi+t2", "dce+dwi+t2"}
+        assert entry["dce+dwi+t2"]["auroc"] == pytest.approx(doc["cohorts"][site]["model"]["auroc"]["value"])
+    for site in ("ds1", "ds2", "ds3"):
+        root = out / "cohorts" / site
+        n = 10 if site == "ds1" else 8
+        assert not list(root.glob("case_*/nifti")) and len(list(root.glob("case_*/truth.json"))) == n
+        assert len((out / "predictions" / f"{site}.jsonl").read_text().splitlines()) == n
+    lines = (out / "predictions" / "ds3.jsonl").read_text()
+    assert main(args) == 0  # resumed: the images are gone, nothing is regenerated or predicted again
+    assert json.loads(capsys.readouterr().out)["cohorts"] == first
+    assert (out / "predictions" / "ds3.jsonl").read_text() == lines
+    assert not list((out / "cohorts" / "ds1").glob("case_*/nifti"))
