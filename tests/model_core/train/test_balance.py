@@ -75,9 +75,10 @@ def test_training_draws_the_balanced_order_from_balance_from(cohorts: dict[str, 
     seen: list[int] = []
     item = train_data.CaseDataset.train_item
 
-    def spy(self: train_data.CaseDataset, i: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    def spy(self: train_data.CaseDataset, i: int, rng: np.random.Generator,  # type: ignore[no-untyped-def]
+            shared_pad: bool = False):
         seen.append(i)
-        return item(self, i, rng)
+        return item(self, i, rng, shared_pad)
 
     monkeypatch.setattr(train_data.CaseDataset, "train_item", spy)
     opts = TrainOptions(epochs=3, accumulation=2, seed=3, weight_decay=0.0, single_loss=1.0, poe_loss=1.0,
