@@ -63,11 +63,15 @@ def run(args: argparse.Namespace) -> int:
         log.error("--seed must be >= 0")
         return 2
     t0 = time.perf_counter()
-    path = write_cohort(
-        args.n, args.site, args.seed, args.out, args.workers,
-        scale=args.scale, formats=args.formats, compress=not args.uncompressed,
-        progress=not args.no_progress, world=args.world,
-    )  # fmt: skip
+    try:
+        path = write_cohort(
+            args.n, args.site, args.seed, args.out, args.workers,
+            scale=args.scale, formats=args.formats, compress=not args.uncompressed,
+            progress=not args.no_progress, world=args.world,
+        )  # fmt: skip
+    except ValueError as exc:  # e.g. --out holds a cohort of another world
+        log.error("%s", exc)
+        return 2
     log.info("cohort manifest: %s (%.1f s)", path, time.perf_counter() - t0)
     return 0
 

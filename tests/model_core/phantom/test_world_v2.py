@@ -93,5 +93,10 @@ def test_cohort_records_its_world_and_refuses_another(tmp_path: Path) -> None:
     assert settings["world"] == "v2"
     with pytest.raises(ValueError, match="world 'v2'"):
         write_cohort(2, "ds1", 3, tmp_path / "c", scale=0.3, formats=("nifti",), progress=False, world="v1")
+    from model_core.cli.main import main
+
+    assert main(["phantom", "--n", "2", "--seed", "3", "--out", str(tmp_path / "c"), "--scale", "0.3",
+                 "--formats", "nifti", "--world", "v1", "--no-progress"]) == 2  # one clear error, no traceback
+    assert json.loads((tmp_path / "c" / "cohort.json").read_text())["world"] == "v2"
     with pytest.raises(ValueError, match="unknown phantom world"):
         write_cohort(1, "ds1", 3, tmp_path / "d", scale=0.3, formats=("nifti",), progress=False, world="v9")
