@@ -238,8 +238,8 @@ def test_poe_loss_training_changes_the_weights_and_is_keyed(cohorts: dict[str, P
         TrainOptions(poe_loss=-0.5)
 
 
-def test_branch_warmup_hides_dce_in_its_first_epochs(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
-                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _record_training_inputs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Patch :meth:`Mome.encode` to record, per training-mode call, which sequences were given."""
     from model_core.network.mome import Mome
 
     seen: list[tuple[str, ...]] = []
@@ -252,6 +252,12 @@ def test_branch_warmup_hides_dce_in_its_first_epochs(cohorts: dict[str, Path], t
         return encode(self, dce, dwi, t2, **kw)
 
     monkeypatch.setattr(Mome, "encode", spy)
+    return seen
+
+
+def test_branch_warmup_hides_dce_in_its_first_epochs(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _record_training_inputs(monkeypatch)
     opts = TrainOptions(epochs=3, accumulation=2, seed=3, branch_warmup=2, single_loss=0.5, weight_decay=0.0)
     run = train(_spec(cohorts, tiny_cfg, tmp_path / "w"), opts)
     assert seen == [("dwi", "t2")] * 16 + [("dce", "dwi", "t2")] * 8
@@ -265,18 +271,7 @@ def test_branch_warmup_hides_dce_in_its_first_epochs(cohorts: dict[str, Path], t
 
 def test_t2_warmup_shows_t2_alone_then_dwi_and_t2_then_all(cohorts: dict[str, Path], tiny_cfg: MomeConfig,
                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from model_core.network.mome import Mome
-
-    seen: list[tuple[str, ...]] = []
-    encode = Mome.encode
-
-    def spy(self: Mome, dce=None, dwi=None, t2=None, **kw):  # type: ignore[no-untyped-def]
-        present = tuple(m for m, v in (("dce", dce), ("dwi", dwi), ("t2", t2)) if v is not None)
-        if self.training and present:
-            seen.append(present)
-        return encode(self, dce, dwi, t2, **kw)
-
-    monkeypatch.setattr(Mome, "encode", spy)
+    seen = _record_training_inputs(monkeypatch)
     opts = TrainOptions(epochs=3, accumulation=2, seed=3, branch_warmup=2, t2_warmup=1, single_loss=0.5,
                         weight_decay=0.0, shared_pad=True)
     train(_spec(cohorts, tiny_cfg, tmp_path / "w"), opts)
