@@ -100,10 +100,8 @@ def subset_table(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for name, c in doc["cohorts"].items():
         if name not in SITE_SEEDS:
             continue
-        entry: dict[str, Any] = {"n": c["n"], "n_positive": c["n_positive"]}
-        for row in c["subsets"]:
-            entry[row["subset"]] = rec(row["auroc_a"])
-            entry["dce+dwi+t2"] = rec(row["auroc_b"])
+        entry: dict[str, Any] = {"n": c["n"], "n_positive": c["n_positive"], "dce+dwi+t2": rec(c["model"]["auroc"])}
+        entry.update({row["subset"]: rec(row["auroc_a"]) for row in c["subsets"]})
         out[name] = entry
     return out
 
