@@ -54,6 +54,7 @@ N_TEST_LARGE=${N_TEST_LARGE:-1000}  # the larger ds1 test cohort (with CHECKS=1;
 WORLD=${WORLD:-v1}             # phantom world (mome phantom --world; v2: lesions with their breast-MRI T2 appearance)
 SHARED_PAD=${SHARED_PAD:-0}    # 1: one random pad per sample for every sequence (--shared-pad)
 T2_WARMUP=${T2_WARMUP:-0}      # first epochs of the branch warm-up shown with T2 alone (--t2-warmup)
+TOKEN_HEAD=${TOKEN_HEAD:-0}    # weight of the training-only T2 token head (--token-head; 0 = none)
 EPOCHS=${EPOCHS:-15}
 ACCUM=${ACCUM:-1}
 LR=${LR:-1e-4}
@@ -88,6 +89,7 @@ echo "cohorts: $(( $(date +%s) - start )) s" >&2
 extra=()
 if [ "$SHARED_PAD" = 1 ]; then extra+=(--shared-pad); fi
 if [ "$T2_WARMUP" -gt 0 ]; then extra+=(--t2-warmup "$T2_WARMUP"); fi
+if [ "$TOKEN_HEAD" != 0 ]; then extra+=(--token-head "$TOKEN_HEAD" --token-head-on t2); fi
 if [ -n "$BALANCE_BY" ]; then extra+=(--balance-by "$BALANCE_BY" --balance-from "$BALANCE_FROM"); fi
 t_train=$(date +%s)
 "$MOME" train --preset demo --task malignancy --scratch-init xavier --weight-decay 0 --crop $CROP \
@@ -111,7 +113,7 @@ fi
   --cohort "ds3_test=$C/test_ds3/cohort.csv" \
   --bootstrap 1000 --seed 0 --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE" --out "$WORK/eval" \
   "${checks[@]}" \
-  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST N_TEST_LARGE=$N_TEST_LARGE EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA BALANCE_BY=$BALANCE_BY BALANCE_FROM=$BALANCE_FROM CROP=\"$CROP\" WORLD=$WORLD SHARED_PAD=$SHARED_PAD T2_WARMUP=$T2_WARMUP THREADS=$THREADS)"
+  --reproduce "bash scripts/train_demo.sh (SEED=$SEED N_TRAIN_DS1=$N_TRAIN_DS1 N_TRAIN_DS2=$N_TRAIN_DS2 N_VAL=$N_VAL N_TEST=$N_TEST N_TEST_LARGE=$N_TEST_LARGE EPOCHS=$EPOCHS ACCUM=$ACCUM LR=$LR MODALITY_DROPOUT=$MODALITY_DROPOUT SINGLE_LOSS=$SINGLE_LOSS BRANCH_WARMUP=$BRANCH_WARMUP POE_LOSS=$POE_LOSS EMA=$EMA BALANCE_BY=$BALANCE_BY BALANCE_FROM=$BALANCE_FROM CROP=\"$CROP\" WORLD=$WORLD SHARED_PAD=$SHARED_PAD T2_WARMUP=$T2_WARMUP TOKEN_HEAD=$TOKEN_HEAD THREADS=$THREADS)"
 # The larger ds1 test cohort: AUROCs only, into the exported card's test_ds1_large entry.
 if [ "$CHECKS" = 1 ] && [ "$N_TEST_LARGE" -gt 0 ]; then
   "$MOME" evaluate-model "$EXPORT" --cohort "ds1_test_large=$C/test_ds1_large/cohort.csv" \

@@ -82,6 +82,11 @@ def configure_train(p: argparse.ArgumentParser) -> None:
     r.add_argument("--shared-pad", action="store_true",
                    help="one random pad per sample for every sequence, so that the same place lines up across "
                         "sequences (not in the paper; default independent offsets)")
+    r.add_argument("--token-head", type=float, default=0.0, metavar="U",
+                   help="weight of training-only token heads: a class read from the maximum of each --token-head-on "
+                        "sequence's own tokens, not exported (not in the paper; default 0 = off)")
+    r.add_argument("--token-head-on", nargs="+", default=["t2"], choices=MODALITIES, metavar="MODALITY",
+                   help="the sequences that get a token head (default t2)")
     r.add_argument("--balance-by", metavar="COLUMN",
                    help="draw each epoch's training cases so that this numeric cohort column (e.g. "
                         "lesion_diameter_mm) says nothing about the label (not in the paper; default off)")
@@ -138,7 +143,8 @@ def run_train(args: argparse.Namespace) -> int:
                             single_loss=args.single_loss, branch_warmup=args.branch_warmup,
                             poe_loss=args.poe_loss, ema=args.ema, balance_by=args.balance_by,
                             balance_bins=args.balance_bins, balance_from=args.balance_from,
-                            shared_pad=args.shared_pad, t2_warmup=args.t2_warmup)
+                            shared_pad=args.shared_pad, t2_warmup=args.t2_warmup,
+                            token_head=args.token_head, token_head_on=tuple(args.token_head_on))
         if args.folds is None and args.fold is not None:
             raise TrainError("--fold needs --folds")
         folds: list[int | None] = [None]

@@ -37,6 +37,7 @@ from model_core.train.ema import WeightAverage
 from model_core.train.options import TrainError, TrainOptions
 from model_core.train.recipe import loss_fn, trainable_parameters
 from model_core.train.state import Progress, save_state
+from model_core.train.token_heads import HEADS_PREFIX, TokenHeads
 from model_core.weights.native import ModelCard, save_native
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,13 @@ def dropout_subset(rng: np.random.Generator, p: float) -> Subset | None:
 class AuxLosses(NamedTuple):
     """The losses of one sample: ``main`` (all present sequences), ``single`` (mean loss of each present
     sequence alone) and ``poe`` (all present sequences against the product of the singles' posteriors);
-    ``single`` and ``poe`` are ``None`` with fewer than two present sequences."""
+    ``single`` and ``poe`` are ``None`` with fewer than two present sequences. ``token``: the token heads'
+    mean loss (``None`` without heads or without a present sequence that has one)."""
 
     main: torch.Tensor
     single: torch.Tensor | None
     poe: torch.Tensor | None
+    token: torch.Tensor | None = None
 
 
 def log_odds(logits: torch.Tensor) -> torch.Tensor:
@@ -83,7 +86,7 @@ def poe_log_odds(singles: Sequence[torch.Tensor], prior: float) -> torch.Tensor:
 
 
 def single_losses(model: Mome, inputs: Mapping[str, torch.Tensor | None], target: torch.Tensor,
-                  weight: torch.Tensor | None, prior: float = 0.0) -> AuxLosses:
+                  weight: torch.Tensor | None, prior: float = 0.0, heads: TokenHeads | None = None) -> AuxLosses:
     """The loss of all present sequences, the mean loss of each present sequence alone and the
     product-of-experts loss, from one :meth:`Mome.encode` (``forward`` is exactly ``fuse(encode(...))``).
 
@@ -95,13 +98,15 @@ def single_losses(model: Mome, inputs: Mapping[str, torch.Tensor | None], target
         inputs: ``{"dce": (1, 6, X, Y, Z) | None, "dwi": ..., "t2": ...}``; target ``(1,)``.
         prior: the class-1 log-odds the singles are calibrated to (that of the training set, 0 with a
             balanced loss).
+        heads: training-only token heads, read from the same encoding.
     """
     segs = model.encode(inputs["dce"], inputs["dwi"], inputs["t2"])
     logits = model.fuse(segs)
     loss = loss_fn(logits, target, weight)
+    token = None if heads is None else heads.loss(segs, inputs, target, weight)
     present = [i for i, name in enumerate(MODALITIES) if inputs[name] is not None]
     if len(present) < 2:
-        return AuxLosses(loss, None, None)
+        return AuxLosses(loss, None, None, token)
     cls_only = segs[0] if inputs["dce"] is None else model.encode(batch_size=target.shape[0])[0]
     singles, odds = [], []
     for i in present:
@@ -112,7 +117,7 @@ def single_losses(model: Mome, inputs: Mapping[str, torch.Tensor | None], target
         odds.append(log_odds(out).detach())
     soft = torch.sigmoid(poe_log_odds(odds, prior))
     poe = F.binary_cross_entropy_with_logits(log_odds(logits), soft)
-    return AuxLosses(loss, torch.stack(singles).mean(), poe)
+    return AuxLosses(loss, torch.stack(singles).mean(), poe, token)
 
 
 def _log_odds_of(labels: Sequence[int] | np.ndarray) -> float:
@@ -162,13 +167,16 @@ class Trainer:
         out_dir: where rank 0 writes ``best.safetensors`` (+ card), ``train_state.pt``, ``history.json``.
         make_card: builds the card of a new best model from the progress.
         state_key: saved in the state; a resume must present the same key.
+        heads: the training-only token heads (``opts.token_head > 0``), already in the optimizer.
     """
 
     def __init__(self, model: Mome, optimizer: torch.optim.Optimizer, scheduler: Any, train_ds: CaseDataset,
                  val_ds: CaseDataset, opts: TrainOptions, weight: torch.Tensor | None, out_dir: Path,
                  dist: ddp.DistInfo, make_card: Callable[[Progress], ModelCard], state_key: dict[str, Any],
                  frozen_backbone: bool, progress_bars: bool = True, extra: dict[str, Any] | None = None,
-                 ema_state: Mapping[str, Any] | None = None) -> None:
+                 ema_state: Mapping[str, Any] | None = None, heads: TokenHeads | None = None) -> None:
+        if (heads is None) != (opts.token_head == 0.0):
+            raise TrainError("token heads are needed exactly when the token-head loss has a weight")
         if opts.accumulation % dist.world_size:
             raise TrainError(f"accumulation {opts.accumulation} must be a multiple of the {dist.world_size} processes")
         if len(np.unique(val_ds.labels)) < 2:
@@ -181,6 +189,8 @@ class Trainer:
         self.state_key, self.frozen_backbone, self.bars = state_key, frozen_backbone, progress_bars
         self.extra = extra or {}
         self.params = trainable_parameters(model)
+        self.heads = heads
+        self.head_params = [] if heads is None else [(HEADS_PREFIX + n, p) for n, p in heads.named_parameters()]
         self.local_accum = opts.accumulation // dist.world_size
         self.prior = 0.0 if weight is not None else _log_odds_of(train_ds.labels)
         self.balance = None if opts.balance_by is None else balance_weights(
@@ -194,7 +204,7 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------------
     def _step(self) -> None:
-        ddp.allreduce_grads([p for _, p in self.params], self.dist)
+        ddp.allreduce_grads([p for _, p in self.params + self.head_params], self.dist)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
@@ -215,7 +225,8 @@ class Trainer:
         drop_rng = np.random.default_rng([opts.seed, epoch, dist.rank, 3])  # its own stream: p=0 changes nothing
         torch.manual_seed(_seed_int(opts.seed, epoch, dist.rank, 2))
         lr = self.optimizer.param_groups[0]["lr"]
-        total = torch.zeros(5, dtype=torch.float64)  # loss sum, samples, shown with a subset, single loss, poe loss
+        # loss sum, samples, shown with a subset, single loss, poe loss, token-head loss
+        total = torch.zeros(6, dtype=torch.float64)
         steps = 0
         t0, c0 = time.perf_counter(), time.process_time()
         bar = case_bar(order, self.bars and dist.is_main, f"epoch {epoch + 1}/{opts.epochs}", leave=False)
@@ -229,14 +240,17 @@ class Trainer:
             if keep is not None and any(inputs[m] is not None for m in keep):
                 inputs = {m: v if m in keep else None for m, v in inputs.items()}
                 total[2] += 1
-            if opts.single_loss > 0.0 or opts.poe_loss > 0.0:
-                loss, single, poe = single_losses(model, inputs, target, self.weight, prior)
+            if opts.single_loss > 0.0 or opts.poe_loss > 0.0 or self.heads is not None:
+                loss, single, poe, token = single_losses(model, inputs, target, self.weight, prior, self.heads)
                 objective = loss
+                if token is not None:
+                    objective = objective + opts.token_head * token
+                    total[5] += token.item()
                 if single is not None and poe is not None:
-                    objective = loss + opts.single_loss * single
+                    objective = objective + opts.single_loss * single
                     if opts.poe_loss > 0.0:
                         objective = objective + opts.poe_loss * poe
-                    total[3:] += torch.tensor([single.item(), poe.item()], dtype=torch.float64)
+                    total[3:5] += torch.tensor([single.item(), poe.item()], dtype=torch.float64)
             else:
                 loss = objective = loss_fn(model(**inputs), target, self.weight)
             (objective / opts.accumulation).backward()
@@ -251,7 +265,7 @@ class Trainer:
                 self._step()
                 steps += 1
             elif dist.active:  # gather the leftovers on rank 0 so that its saved state holds all of them
-                ddp.allreduce_grads([p for _, p in self.params], dist)
+                ddp.allreduce_grads([p for _, p in self.params + self.head_params], dist)
                 if not dist.is_main:
                     self.optimizer.zero_grad(set_to_none=True)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -259,12 +273,13 @@ class Trainer:
         return {"epoch": epoch + 1, "lr": lr, "train_loss": total[0].item() / total[1].item(),
                 "train_samples": int(total[1].item()), "subset_samples": int(total[2].item()),
                 "single_loss": total[3].item() / total[1].item(), "poe_loss": total[4].item() / total[1].item(),
+                "token_loss": total[5].item() / total[1].item(),
                 "optimizer_steps": steps,
                 "train_seconds": seconds, "seconds_per_sample": seconds / max(len(order) * dist.world_size, 1),
                 "cpu_seconds_per_sample": cpu / max(len(order), 1), "threads": torch.get_num_threads()}
 
     def carried(self) -> dict[str, torch.Tensor]:
-        return {n: p.grad.detach().clone() for n, p in self.params if p.grad is not None}
+        return {n: p.grad.detach().clone() for n, p in self.params + self.head_params if p.grad is not None}
 
     def fit(self, progress: Progress) -> TrainResult:
         """Run epochs ``progress.epoch .. epochs-1`` (at most ``stop_after`` of them)."""
@@ -285,7 +300,8 @@ class Trainer:
                 save_state(self.out_dir / STATE_FILE, model=self.model, optimizer=self.optimizer,
                            scheduler=self.scheduler, progress=progress, carried=self.carried(),
                            key=self.state_key, frozen_backbone=self.frozen_backbone, extra=self.extra,
-                           ema=None if self.ema is None else self.ema.state_dict())
+                           ema=None if self.ema is None else self.ema.state_dict(),
+                           token_heads=None if self.heads is None else self.heads.state_dict())
                 (self.out_dir / HISTORY_FILE).write_text(json.dumps(progress.history, indent=1) + "\n")
             ddp.barrier(dist)
             ran += 1

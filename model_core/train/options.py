@@ -110,6 +110,11 @@ class TrainOptions:
             of its own canvas's free space), so that tokens of the same place line up across sequences
             (:func:`model_core.preprocessing.tta.random_augment`). Not in the paper (False = the paper's
             independent offsets).
+        token_head: weight ``u`` of the training-only token heads (:mod:`model_core.train.token_heads`): the
+            per-sample loss adds ``u`` times the mean cross-entropy of a head on each present sequence of
+            ``token_head_on`` (the per-feature maximum of its tokens after the per-modality layers). The
+            heads are not part of the exported model. Not in the paper (0 = off).
+        token_head_on: the sequences that get a token head.
     """
 
     task: str = "malignancy"
@@ -135,9 +140,12 @@ class TrainOptions:
     balance_bins: int = 6
     balance_from: int = 0
     shared_pad: bool = False
+    token_head: float = 0.0
+    token_head_on: tuple[str, ...] = ("t2",)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "token_head_on", tuple(self.token_head_on))
         get_task(self.task)
         if self.epochs < 1 or self.accumulation < 1:
             raise TrainError(f"epochs ({self.epochs}) and accumulation ({self.accumulation}) must be >= 1")
@@ -163,6 +171,12 @@ class TrainOptions:
             raise TrainError(f"branch_warmup must be in [0, epochs={self.epochs}), got {self.branch_warmup}")
         if not 0 <= self.t2_warmup <= self.branch_warmup:
             raise TrainError(f"t2_warmup must be in [0, branch_warmup={self.branch_warmup}], got {self.t2_warmup}")
+        if not 0.0 <= self.token_head < math.inf:
+            raise TrainError(f"token_head must be a finite weight >= 0, got {self.token_head}")
+        bad = [m for m in self.token_head_on if m not in ("dce", "dwi", "t2")]
+        if bad or not self.token_head_on or len(set(self.token_head_on)) != len(self.token_head_on):
+            raise TrainError("token_head_on must name distinct sequences among dce, dwi, t2, "
+                             f"got {list(self.token_head_on)}")
         if self.balance_bins < 2:
             raise TrainError(f"balance_bins must be >= 2, got {self.balance_bins}")
         if not 0 <= self.balance_from < self.epochs:
@@ -185,6 +199,7 @@ class TrainOptions:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        d["token_head_on"] = list(self.token_head_on)
         return d
 
     @classmethod
@@ -192,6 +207,8 @@ class TrainOptions:
         kw = known_fields(cls, d, TrainError)
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
+        if "token_head_on" in kw:
+            kw["token_head_on"] = tuple(kw["token_head_on"])
         return cls(**kw)
 
     def resume_key(self) -> dict[str, Any]:
@@ -202,6 +219,9 @@ class TrainOptions:
         for name in ("modality_dropout", "single_loss", "branch_warmup", "poe_loss", "ema", "shared_pad", "t2_warmup"):
             if not d[name]:
                 d.pop(name)
+        if not d["token_head"]:
+            d.pop("token_head")
+            d.pop("token_head_on")
         if d["balance_by"] is None:
             for name in ("balance_by", "balance_bins", "balance_from"):
                 d.pop(name)

@@ -132,9 +132,12 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
-def make_optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.Adam:
-    """Adam with coupled L2 weight decay on every trainable tensor (incl. position tables, CLS, LN)."""
+def make_optimizer(model: nn.Module, opts: TrainOptions, heads: nn.Module | None = None) -> torch.optim.Adam:
+    """Adam with coupled L2 weight decay on every trainable tensor (incl. position tables, CLS, LN), then
+    on the training-only token heads' (``heads``), if any."""
     params = [p for _, p in trainable_parameters(model)]
+    if params and heads is not None:
+        params += list(heads.parameters())
     if not params:
         raise TrainError("the model has no trainable parameters")
     return torch.optim.Adam(params, lr=opts.lr, betas=opts.betas, eps=opts.eps, weight_decay=opts.weight_decay)

@@ -27,6 +27,7 @@ from model_core.train.loop import STATE_FILE, Trainer, TrainResult
 from model_core.train.options import InitSpec, TrainError, TrainOptions
 from model_core.train.recipe import build_model, class_weights, make_optimizer, make_scheduler
 from model_core.train.state import Progress, check_key, model_from_state, read_state, restore_training
+from model_core.train.token_heads import HEADS_PREFIX, TokenHeads
 from model_core.weights.native import RESEARCH_USE, SYNTHETIC_NOTE, ModelCard
 
 log = logging.getLogger(__name__)
@@ -165,12 +166,16 @@ def train(spec: RunSpec, opts: TrainOptions, dist: ddp.DistInfo | None = None,
            "folds": spec.folds, "fold": spec.fold}
     if spec.preprocess != PreprocessOptions():  # older states (the paper's preprocessing) resume unchanged
         key["preprocess"] = spec.preprocess.to_dict()
-    optimizer = make_optimizer(model, opts)
+    heads = None
+    if opts.token_head > 0.0:
+        torch.manual_seed(opts.seed)  # the heads start the same in every process and every run
+        heads = TokenHeads(opts.token_head_on, model.cfg.embed_dim, model.cfg.num_classes)
+    optimizer = make_optimizer(model, opts, heads)
     scheduler = make_scheduler(optimizer, opts)
     progress = Progress()
     if state is not None:
         check_key(state, key, state_path)
-        progress, _ = restore_training(state, model, optimizer, scheduler)
+        progress, _ = restore_training(state, model, optimizer, scheduler, heads, HEADS_PREFIX)
         if not dist.is_main:  # rank 0 alone holds the carried (already summed) gradients
             optimizer.zero_grad(set_to_none=True)
     weight = class_weights(train_ds.labels, opts.weighted_loss)
@@ -179,7 +184,8 @@ def train(spec: RunSpec, opts: TrainOptions, dist: ddp.DistInfo | None = None,
     make_card = _card_factory(spec, opts, model, train_ds, val_ds, dist, init_report)
     trainer = Trainer(model, optimizer, scheduler, train_ds, val_ds, opts, weight, out, dist, make_card, key,
                       frozen_backbone=spec.init.frozen_backbone, progress_bars=spec.progress,
-                      extra={"init": init_report}, ema_state=None if state is None else state.get("ema"))
+                      extra={"init": init_report}, ema_state=None if state is None else state.get("ema"),
+                      heads=heads)
     log.info("training %s: %d train / %d val cases, %d epochs, accumulation %d, %d process(es)", opts.task,
              len(train_ds), len(val_ds), opts.epochs, opts.accumulation, dist.world_size)
     return trainer.fit(progress)

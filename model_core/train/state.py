@@ -48,9 +48,10 @@ class Progress:
 def save_state(path: str | os.PathLike[str], *, model: Mome, optimizer: torch.optim.Optimizer,
                scheduler: Any, progress: Progress, carried: dict[str, torch.Tensor], key: dict[str, Any],
                frozen_backbone: bool, extra: dict[str, Any] | None = None,
-               ema: dict[str, Any] | None = None) -> None:
+               ema: dict[str, Any] | None = None, token_heads: dict[str, torch.Tensor] | None = None) -> None:
     """Write the state atomically (``path.tmp`` then rename). ``extra``: plain data kept for the record;
-    ``ema``: the weight average's state (:class:`model_core.train.ema.WeightAverage`), when one is kept."""
+    ``ema``: the weight average's state (:class:`model_core.train.ema.WeightAverage`), when one is kept;
+    ``token_heads``: the training-only token heads' state dict, when there are heads."""
     state = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
@@ -71,6 +72,8 @@ def save_state(path: str | os.PathLike[str], *, model: Mome, optimizer: torch.op
     }
     if ema is not None:
         state["ema"] = ema
+    if token_heads is not None:
+        state["token_heads"] = token_heads
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     torch.save(state, tmp)
@@ -114,12 +117,19 @@ def model_from_state(state: dict[str, Any]) -> Mome:
 
 
 def restore_training(state: dict[str, Any], model: Mome, optimizer: torch.optim.Optimizer,
-                     scheduler: Any) -> tuple[Progress, dict[str, torch.Tensor]]:
-    """Load optimizer and scheduler states; returns the progress and the carried gradients."""
+                     scheduler: Any, heads: torch.nn.Module | None = None,
+                     heads_prefix: str = "") -> tuple[Progress, dict[str, torch.Tensor]]:
+    """Load optimizer and scheduler states (and the token heads' weights); returns the progress and the
+    carried gradients (the heads' named with ``heads_prefix``)."""
+    if (heads is None) != ("token_heads" not in state):
+        raise TrainError("the training state and the run disagree on the token heads")
+    params = dict(model.named_parameters())
+    if heads is not None:
+        heads.load_state_dict(state["token_heads"], strict=True)
+        params.update({heads_prefix + n: p for n, p in heads.named_parameters()})
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     carried = dict(state["carried_grads"])
-    params = dict(model.named_parameters())
     unknown = set(carried) - set(params)
     if unknown:
         raise TrainError(f"training state carries gradients of unknown parameters {sorted(unknown)[:5]}")

@@ -141,18 +141,18 @@ def test_single_losses_are_the_losses_of_each_present_sequence_alone(tiny_cfg: M
     def alone(**kw: torch.Tensor | None) -> torch.Tensor:
         return loss_fn(model(**kw), y, w)
 
-    main, single, _ = loop.single_losses(model, x, y, w)
+    main, single, _, _ = loop.single_losses(model, x, y, w)
     torch.testing.assert_close(main, alone(**x), rtol=1e-5, atol=1e-6)
     assert single is not None
     want = (alone(dce=x["dce"]) + alone(dwi=x["dwi"]) + alone(t2=x["t2"])) / 3
     torch.testing.assert_close(single, want, rtol=1e-5, atol=1e-6)
     # without DCE the singles are fused with the CLS-only segment, as at missing-modality inference
-    main2, single2, _ = loop.single_losses(model, {**x, "dce": None}, y, w)
+    main2, single2, _, _ = loop.single_losses(model, {**x, "dce": None}, y, w)
     torch.testing.assert_close(main2, alone(dwi=x["dwi"], t2=x["t2"]), rtol=1e-5, atol=1e-6)
     assert single2 is not None
     torch.testing.assert_close(single2, (alone(dwi=x["dwi"]) + alone(t2=x["t2"])) / 2, rtol=1e-5, atol=1e-6)
     # one present sequence is its own single: no auxiliary term
-    assert loop.single_losses(model, {"dce": None, "dwi": x["dwi"], "t2": None}, y, w)[1:] == (None, None)
+    assert loop.single_losses(model, {"dce": None, "dwi": x["dwi"], "t2": None}, y, w)[1:] == (None, None, None)
     # the auxiliary term reaches the DWI tokenizer through the DWI-only fusion
     model.zero_grad()
     single.backward()
@@ -183,7 +183,7 @@ def test_poe_loss_is_the_fused_output_against_the_detached_product_of_the_single
         z = model(**kw)
         return z[:, 1] - z[:, 0]
 
-    _, _, poe = loop.single_losses(model, x, y, None, prior)
+    poe = loop.single_losses(model, x, y, None, prior).poe
     assert poe is not None
     with torch.no_grad():
         soft = torch.sigmoid(prior + sum(odds(**{m: x[m]}) - prior for m in ("dce", "dwi", "t2")))
