@@ -19,10 +19,17 @@ SYNTHETIC = "SYNTHETIC phantom study (not patient data)"
 
 def make_sample() -> list[LayerData]:
     """Layer tuples of the demo phantom study and its lesion mask."""
-    from model_core.engine.demo import DEMO_SEED
+    from model_core.engine.demo import DEMO_SEED, DEMO_WEIGHTS
+    from model_core.errors import MomeError
     from model_core.phantom import generate_study
+    from model_core.phantom.params import get_world
+    from model_core.weights.native import read_card
 
-    case = generate_study(DEMO_SEED)
+    try:  # the study of the world the shipped model was trained on
+        world = read_card(DEMO_WEIGHTS).phantom_world
+    except (MomeError, OSError):
+        world = "v1"
+    case = generate_study(DEMO_SEED, params=get_world(world))
     log.info("sample: %s, %s", case.study.study_id, SYNTHETIC)
     layers = study_layers(case.study, mask=case.mask)
     for _, kwargs, _ in layers:

@@ -31,6 +31,7 @@ from model_core.engine.subsets import SUBSETS, build_cache, subset_key, subset_l
 from model_core.network.config import MomeConfig
 from model_core.network.factory import untrained_model
 from model_core.phantom import generate_study
+from model_core.phantom.params import get_world
 from model_core.preprocessing.tta import fit, tta_canvases
 from model_core.runtime import Runtime
 
@@ -123,7 +124,8 @@ def run_inference_case(case: InferenceCase) -> dict[str, Any]:
     cfg = pred.cfg
     dev = pred.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    study = generate_study(case.seed).study
+    world = pred.card.phantom_world if pred.card is not None else "v1"
+    study = generate_study(case.seed, params=get_world(world)).study
     r = case.repeats
     res: dict[str, Any] = {**asdict(case), "device_used": str(dev)}
 

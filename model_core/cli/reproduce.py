@@ -25,12 +25,14 @@ def run(args: argparse.Namespace) -> int:
     if not weights or not str(weights).strip():
         raise MomeError("no model: give --weights (the demo weights are not installed)")
     opts = ReproduceOptions(sizes, args.bootstrap, args.seed, args.tta, args.threads, args.workers, args.scale,
-                            args.discard_studies, args.update_card)
+                            args.discard_studies, args.update_card, args.world)
     emit(reproduce(args.out, weights, opts, "mome " + " ".join(shlex.quote(a) for a in sys.argv[1:])), None)
     return 0
 
 
 def add_subparser(sub: Any) -> None:
+    from model_core.phantom.params import WORLDS
+
     r = sub.add_parser("reproduce-paper", help="the paper's evaluation on phantom cohorts of ds1, ds2, ds3 "
                        "with the demo model: predict, evaluate, report")
     r.add_argument("--out", required=True, help="folder for cohorts, predictions and report/ (resumable)")
@@ -46,6 +48,8 @@ def add_subparser(sub: Any) -> None:
     r.add_argument("--threads", type=int, default=1, help="torch threads of predict")
     r.add_argument("--workers", type=int, default=1, help="processes of phantom generation")
     r.add_argument("--scale", type=float, default=1.0, help="phantom matrix scale")
+    r.add_argument("--world", choices=sorted(WORLDS),
+                   help="phantom world of the cohorts (default: the one the model was trained on, from its card)")
     r.add_argument("--update-card", action="store_true",
                    help="record the AUROC of every subset of sequences per site in the model's card "
                         "(metrics.subsets; the weights and the card's seal are untouched)")

@@ -22,6 +22,7 @@ from model_core.engine.result import Result
 from model_core.network.config import MomeConfig
 from model_core.network.factory import untrained_model
 from model_core.phantom import generate_study
+from model_core.phantom.params import get_world
 from model_core.preprocessing.preprocess import PreprocessOptions
 from model_core.weights.native import RESEARCH_USE
 
@@ -110,13 +111,15 @@ def run_demo(
     seed = DEMO_SEED if seed is None else seed
     predictor, notice = demo_predictor(weights, preset=preset, **predictor_kw)
     log.warning("%s", notice)
-    case = generate_study(seed, scale=scale)
+    world = predictor.card.phantom_world if predictor.card is not None else "v1"
+    case = generate_study(seed, scale=scale, params=get_world(world))
     log.info("phantom study %s (SYNTHETIC): %s, BI-RADS %s, ground truth %s", case.study.study_id,
              "+".join(case.study.modalities), case.study.clinical.birads,
              "malignant" if case.truth.malignant else "benign")
     result = predictor.run(case.study, options=RunOptions(tta=tta, explain=explain, ig_steps=ig_steps),
                            progress=progress)
     result.provenance["demo"] = {"notice": notice, "phantom_seed": seed, "phantom_scale": scale,
+                                 "phantom_world": world,
                                  "synthetic": True, "ground_truth_malignant": bool(case.truth.malignant)}
     if out_dir is not None:
         from model_core.phantom.writers import write_nifti_study

@@ -55,6 +55,8 @@ class ReproduceOptions:
     scale: float = 1.0
     discard_studies: bool = False
     update_card: bool = False
+    world: str | None = None
+    """Phantom world of the cohorts; ``None``: the one the model was trained on (its card)."""
 
 
 def _pool(out: Path, parts: list[tuple[Path, Path]]) -> tuple[Path, Path]:
@@ -113,7 +115,8 @@ def record_subsets(weights: str | os.PathLike[str], doc: Mapping[str, Any], opts
     the card's seal are untouched (``metrics`` is outside the seal)."""
     card = read_card(weights)
     protocol = {"command": command, "sizes": dict(opts.sizes), "seeds": {s: SITE_SEEDS[s] for s in opts.sizes},
-                "phantom_scale": opts.scale, "tta": opts.tta, "bootstrap": opts.n_resamples,
+                "phantom_scale": opts.scale, "world": doc.get("settings", {}).get("world", "v1"),
+                "tta": opts.tta, "bootstrap": opts.n_resamples,
                 "bootstrap_seed": opts.seed, "source": "mome reproduce-paper (predict with the Predictor, no saliency)"}
     card.metrics = {**card.metrics, "subsets": subset_table(doc), "subsets_protocol": protocol}
     path = card_path_for(weights)
@@ -131,13 +134,15 @@ def reproduce(out_dir: str | os.PathLike[str], weights: str | os.PathLike[str], 
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     pred = Predictor.from_native(weights, runtime=Runtime("cpu", threads=opts.threads))
+    world = opts.world or (pred.card.phantom_world if pred.card is not None else "v1")
+    log.info("phantom world %s", world)
     run = RunOptions(tta=opts.tta, explain=False)  # type: ignore[arg-type]
     files: dict[str, tuple[Path, Path]] = {}
     timings: dict[str, float] = {}
     for site, n in opts.sizes.items():
         t = time.perf_counter()
         manifest = write_cohort(n, site, SITE_SEEDS[site], out / "cohorts" / site, opts.workers, scale=opts.scale,
-                                formats=("nifti",), compress=False, progress=False)
+                                formats=("nifti",), compress=False, progress=False, world=world)
         timings[f"phantom_{site}"] = time.perf_counter() - t
         t = time.perf_counter()
         preds = out / "predictions" / f"{site}.jsonl"
@@ -156,7 +161,7 @@ def reproduce(out_dir: str | os.PathLike[str], weights: str | os.PathLike[str], 
     transfers = (("ds1", "ds2"),) if len(pooled) == 2 else ()
     inp = Inputs([(k, str(files[k][0])) for k in names], tuple(str(files[k][1]) for k in names),
                  transfers=transfers, model=str(weights), command=command,
-                 extra={"sizes": dict(opts.sizes), "tta": opts.tta, "phantom_scale": opts.scale})
+                 extra={"sizes": dict(opts.sizes), "tta": opts.tta, "phantom_scale": opts.scale, "world": world})
     t = time.perf_counter()
     doc = evaluate_inputs(inp, st)
     paths = write_evaluation(doc, out / "report")

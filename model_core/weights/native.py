@@ -123,6 +123,21 @@ class ModelCard:
         """
         return MomeConfig.checked_from_dict(self.config, "model card config")
 
+    @property
+    def phantom_world(self) -> str:
+        """The phantom world (``mome phantom --world``) of the training cohorts; ``v1`` when they do not
+        name one (cohorts written before worlds existed, or cohorts that are not phantoms).
+
+        Raises:
+            CheckpointError: the training cohorts come from different worlds.
+        """
+        cohorts = [*self.training.get("train_cohorts", []), *self.training.get("val_cohorts", [])]
+        worlds = {str(c.get("world", "v1")) for c in cohorts if isinstance(c, Mapping) and c.get("synthetic")}
+        if len(worlds) > 1:
+            raise CheckpointError(f"the model card's training cohorts come from several phantom worlds "
+                                  f"{sorted(worlds)}")
+        return worlds.pop() if worlds else "v1"
+
 
 def compact_state_dict(model: Mome) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The state dict with tied frozen copies stored once (``.B.``/``.C.`` keys dropped)."""

@@ -14,6 +14,7 @@ from model_core.engine.card import preprocess_options
 from model_core.engine.demo import DEMO_PREPROCESS, DEMO_WEIGHTS, TRAINED_ON_PHANTOMS, demo_predictor
 from model_core.evaluation.metrics import auroc
 from model_core.phantom import generate_study
+from model_core.phantom.params import get_world
 from model_core.weights.native import load_native
 
 pytestmark = pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="resources/demo.safetensors is not installed "
@@ -53,9 +54,10 @@ def test_it_separates_fresh_phantoms() -> None:
     torch.set_num_threads(1)
     predictor, notice = demo_predictor()
     assert notice == TRAINED_ON_PHANTOMS
+    world = get_world(predictor.card.phantom_world)  # type: ignore[union-attr]
     y, p = [], []
     for seed in range(900_000, 900_024):
-        case = generate_study(seed, "ds1")
+        case = generate_study(seed, "ds1", params=world)
         y.append(int(case.truth.malignant))
         p.append(predictor.run(case.study, explain=False).probability)
     assert 0 < sum(y) < len(y)
@@ -75,9 +77,11 @@ def test_the_cards_subset_aurocs_hold_on_its_ds1_cohort(shipped: tuple[torch.nn.
     assert protocol["sizes"]["ds1"] >= 300 and protocol["sizes"]["ds2"] >= 300 and protocol["sizes"]["ds3"] >= 300
     torch.set_num_threads(1)
     predictor, _ = demo_predictor()
+    assert protocol.get("world", "v1") == card.phantom_world  # type: ignore[attr-defined]
+    world = get_world(card.phantom_world)  # type: ignore[attr-defined]
     y, scores = [], {}
     for seed in case_seeds(protocol["seeds"]["ds1"], protocol["sizes"]["ds1"]):
-        case = generate_study(seed, "ds1", scale=protocol["phantom_scale"])
+        case = generate_study(seed, "ds1", scale=protocol["phantom_scale"], params=world)
         y.append(int(case.truth.malignant))
         result = predictor.run(case.study, explain=False)
         for subset, p in result.subsets.items():

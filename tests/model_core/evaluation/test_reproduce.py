@@ -53,6 +53,9 @@ def test_discard_studies_keeps_labels_and_predictions_and_resumes(tmp_path: Path
     doc = json.loads((out / "report" / "evaluation.json").read_text())
     table = card.metrics["subsets"]
     assert set(table) == {"ds1", "ds2", "ds3"} and card.metrics["subsets_protocol"]["seeds"]["ds3"] == 3003
+    # the cohorts come from the world the model was trained on
+    assert card.metrics["subsets_protocol"]["world"] == card.phantom_world == doc["settings"]["world"]
+    assert json.loads((out / "cohorts" / "ds2" / "cohort.json").read_text())["world"] == card.phantom_world
     for site, entry in table.items():
         assert {k for k in entry if "+" in k or k in ("dce", "dwi", "t2")} == {
             "dce", "dwi", "t2", "dce+dwi", "dce+t2", "dwi+t2", "dce+dwi+t2"}
