@@ -24,6 +24,7 @@ from model_core.engine.reference import (
 )
 from model_core.engine.shapley import efficiency, shapley_values
 from model_core.phantom import generate_study
+from model_core.phantom.params import get_world
 from model_core.weights.native import ModelCard, read_card, save_native
 from tests.conftest import REPO
 from tests.model_core.engine.test_subsets import trained_looking
@@ -100,7 +101,7 @@ def test_predictor_uses_the_cards_reference_and_marks_unused_sequences(tmp_path)
 
 
 @pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="resources/demo.safetensors is not installed")
-def test_shipped_card_reference_is_from_a_fresh_cohort_and_marks_t2() -> None:
+def test_shipped_card_reference_is_from_a_fresh_cohort_and_marks_unused_sequences() -> None:
     card = read_card(DEMO_WEIGHTS)
     ref = reference_from_card(card)
     assert ref is not None and ref.n >= 100 and re.fullmatch(r"[0-9a-f]{64}", ref.cohort_digest)
@@ -110,11 +111,12 @@ def test_shipped_card_reference_is_from_a_fresh_cohort_and_marks_t2() -> None:
     seeds = {c["seed"] for c in ref.cohorts}
     assert seeds and not seeds & own and sum(c["n"] for c in ref.cohorts) == ref.n
     assert 0.0 < ref.v_empty < 1.0 and ref.v_empty == ref.subsets["dce+dwi+t2"]
-    assert ref.sequences["dce"]["used"] and ref.sequences["dwi"]["used"] and not ref.sequences["t2"]["used"]
+    assert ref.sequences["dce"]["used"] and ref.sequences["dwi"]["used"]
+    unused = {m for m, s in ref.sequences.items() if not s["used"]}
     pred, _ = demo_predictor(device="cpu", threads=1, audit_log=None)
-    r = pred.run(generate_study(15).study, options=NO_IG)
+    r = pred.run(generate_study(15, params=get_world(card.phantom_world)).study, options=NO_IG)
     assert r.shapley_empty["kind"] == "reference" and r.shapley_empty["v_empty"] == ref.v_empty
-    assert abs(r.shapley_check["error"]) < 1e-9 and set(r.unused_modalities) == {"t2"}
+    assert abs(r.shapley_check["error"]) < 1e-9 and set(r.unused_modalities) == unused
     assert "synthetic" in r.intended_use.lower()
 
 
@@ -122,8 +124,8 @@ def test_shipped_card_reference_is_from_a_fresh_cohort_and_marks_t2() -> None:
 def test_shipped_card_records_the_test_cohorts_seeds_and_digests() -> None:
     card = read_card(DEMO_WEIGHTS)
     tc = card.metrics["test_cohorts"]
-    assert tc["world_commit"].startswith("80801fd") and "mome reference" in tc["command"]
+    assert tc["world_commit"].startswith("f2e3a90") and "mome reference" in tc["command"]
     got = {(c["site"], c["seed"], c["n"]) for c in tc["cohorts"]}
-    assert got == {("ds1", 3001, 150), ("ds2", 3002, 150), ("ds3", 3003, 150)}
+    assert got == {("ds1", 3001, 150), ("ds2", 3002, 150), ("ds3", 3003, 150), ("ds1", 6001, 1000)}
     assert all(re.fullmatch(r"[0-9a-f]{64}", c["cohort_digest"]) and c["n_read"] == c["n"] for c in tc["cohorts"])
     assert card.training["history"] and "val_auroc" in card.training["history"][0]  # the training history

@@ -93,3 +93,27 @@ def test_the_cards_subset_aurocs_hold_on_its_ds1_cohort(shipped: tuple[torch.nn.
         value = auroc(np.array(y), np.array(scores[subset]))
         assert rec["ci_lower"] <= value <= rec["ci_upper"], subset
         assert value == pytest.approx(rec["auroc"], abs=0.005), subset
+
+
+def test_every_sequence_carries_evidence(shipped: tuple[torch.nn.Module, object]) -> None:
+    """The card's figures for the shipped model (their agreement with the model itself is checked above):
+    each sequence alone ranks ds1 and ds2 studies above chance, T2 alone at least 0.65, all sequences at
+    least 0.02 above DCE alone, T2 adds to DCE + DWI on the 1000-study ds1 cohort, and the reference
+    cohort marks no sequence unused."""
+    from model_core.engine.reference import reference_from_card
+
+    _, card = shipped
+    table = card.metrics["subsets"]  # type: ignore[attr-defined]
+    for site in ("ds1", "ds2"):
+        for m in ("dce", "dwi", "t2"):
+            assert table[site][m]["ci_lower"] > 0.5, (site, m)
+        assert table[site]["t2"]["auroc"] >= 0.65, site
+        assert table[site]["dce+dwi+t2"]["auroc"] - table[site]["dce"]["auroc"] >= 0.02, site
+    assert table["ds1"]["dce+dwi+t2"]["auroc"] >= 0.95
+    large = card.metrics["test_ds1_large"]["ds1_test_large"]  # type: ignore[attr-defined]
+    gain = large["gain_over_dce_dwi"]
+    assert large["n"] == 1000 and gain["versus"] == "dce+dwi" and gain["bootstrap_resamples"] == 1000
+    assert gain["value"] == pytest.approx(large["multiparametric"]["auroc"] - large["dce+dwi"]["auroc"], abs=1e-9)
+    assert gain["value"] >= 0.01 and gain["ci_lower"] > 0.0
+    ref = reference_from_card(card)  # type: ignore[arg-type]
+    assert ref is not None and all(s["used"] for s in ref.sequences.values())
